@@ -1,0 +1,349 @@
+"""The `edgekit` command line. It parses arguments, calls the stage functions and renders results:
+human output on stderr (rich), `--json` output alone on stdout, one red line and exit 1 for any
+`EdgekitError`."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from edgekit.errors import EdgekitError, ValidationFailed
+from edgekit.ui import Reporter, console
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Take a PyTorch model to the edge: export, compile, validate, benchmark.",
+)
+
+
+class JsonOut:
+    """With --json, fd 1 is pointed at stderr for the whole command (libraries print to stdout) and
+    the JSON is written to a private duplicate of the real stdout."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._file = None
+        if enabled:
+            sys.stdout.flush()
+            self._file = os.fdopen(os.dup(1), "w")
+            os.dup2(2, 1)
+
+    def emit(self, data) -> None:
+        if self._file is not None:
+            self._file.write(json.dumps(data, indent=2, default=str) + "\n")
+            self._file.flush()
+
+
+def command(func):
+    """Run a command body, turning EdgekitError into one red line and a non-zero exit."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except EdgekitError as exc:
+            console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper
+
+
+def _split(values: Optional[List[str]]) -> list[str]:
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+def _feeds(values: Optional[List[str]]) -> dict:
+    from edgekit.specs import parse_feed
+
+    return dict(parse_feed(v) for v in values or [])
+
+
+def _tolerance(atol, rtol, rel_l2):
+    from edgekit.validate import Tolerance
+
+    if atol is None and rtol is None and rel_l2 is None:
+        return None
+    return Tolerance(atol if atol is not None else 1e-4, rtol if rtol is not None else 1e-3,
+                     rel_l2 if rel_l2 is not None else 1e-5)
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+@app.command()
+@command
+def env(as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout.")):
+    """Versions of Python and every backend, CPU ISA flags, and whether a GPU is visible."""
+    from edgekit.env import environment
+
+    out = JsonOut(as_json)
+    info = environment()
+    out.emit(info)
+    table = Table(title="edgekit env", show_header=False)
+    for key in ("edgekit", "python", "platform"):
+        table.add_row(key, info[key])
+    table.add_row("cpu", f"{info['cpu']['model']} · {info['cpu']['cores']} cores · {' '.join(info['cpu']['isa'])}")
+    for name, version in info["backends"].items():
+        table.add_row(name, version or "[dim]not installed[/]")
+    gpu = info["gpu"]
+    table.add_row("gpu", ", ".join(f"{d['name']} ({d['compute_capability']})" for d in gpu["devices"])
+                  if gpu["visible"] else f"[dim]none ({gpu['reason']})[/]")
+    console.print(table)
+
+
+@app.command()
+@command
+def zoo(as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout.")):
+    """List the built-in reference models (use them as `zoo:NAME[?key=value,...]`)."""
+    from edgekit.zoo import load_zoo
+
+    out = JsonOut(as_json)
+    registry = load_zoo()
+    rows = []
+    for name in registry:
+        entry = registry.get(name)
+        params = {k: (None if p.default is p.empty else p.default) for k, p in entry.parameters().items()}
+        rows.append({"name": name, "description": entry.description, "parameters": params})
+    out.emit(rows)
+    table = Table(title="edgekit zoo")
+    for col in ("model", "description", "parameters"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(f"zoo:{row['name']}", row["description"],
+                      ", ".join(f"{k}={v}" for k, v in row["parameters"].items()))
+    console.print(table)
+
+
+@app.command()
+@command
+def export(
+    source: str = typer.Argument(..., help="zoo:NAME, file.py:factory, package.module:attr, model.pt2 or model.onnx"),
+    target: Optional[List[str]] = typer.Option(None, "--target", "-t", help="onnx, openvino, tensorrt (repeatable)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Bundle directory (default: bundles/<name>)."),
+    input: Optional[List[str]] = typer.Option(None, "--input", "-i", help="NAME:1x3xHxW:float32 (repeatable)."),
+    dynamic: Optional[List[str]] = typer.Option(None, "--dynamic", help="NAME:AXIS[,AXIS] makes axes dynamic."),
+    precision: str = typer.Option("fp32", help="fp32 or fp16 (compiled targets)."),
+    validate: bool = typer.Option(True, "--validate/--no-validate", help="Check every artifact against the reference."),
+    samples: int = typer.Option(8, min=1, help="Validation samples."),
+    atol: Optional[float] = typer.Option(None, help="Absolute tolerance (default by precision)."),
+    rtol: Optional[float] = typer.Option(None, help="Relative tolerance (default by precision)."),
+    rel_l2: Optional[float] = typer.Option(None, "--rel-l2", help="Max relative L2 error (default by precision)."),
+    data: Optional[Path] = typer.Option(None, help=".npz with validation feeds (keys NAME or K/NAME)."),
+    trt_arch: Optional[str] = typer.Option(None, "--trt-arch", help="TensorRT archs, e.g. sm86,sm89 or current."),
+    opset: int = typer.Option(18, help="ONNX opset."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing bundle at --out."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON on stdout."),
+):
+    """Export a model to a bundle: ONNX plus compiled targets, validated against the reference."""
+    from edgekit.bundle import check_destination
+    from edgekit.pipeline import ExportOptions, check_targets, export_bundle
+    from edgekit.sources import resolve_source
+    from edgekit.specs import parse_dynamic_spec, parse_input_spec
+    from edgekit.validate import load_npz_feeds
+
+    json_out = JsonOut(as_json)
+    targets = check_targets(_split(target), precision)
+    inputs = [parse_input_spec(s) for s in input or []]
+    dynamic_axes = dict(parse_dynamic_spec(s) for s in dynamic or [])
+    out = out or Path("bundles") / _default_name(source)
+    check_destination(out, force)
+    reporter = Reporter()
+    with reporter.stage(f"resolve {source}"):
+        model = resolve_source(source, inputs, dynamic_axes)
+    options = ExportOptions(
+        targets=targets, precision=precision, validate=validate, samples=samples,
+        tolerance=_tolerance(atol, rtol, rel_l2), force=force, opset=opset,
+        extra_feeds=load_npz_feeds(data, model.inputs) if data else [],
+        target_options={"trt_arch": trt_arch} if trt_arch else {},
+    )
+    try:
+        bundle = export_bundle(model, out, options, reporter)
+    except ValidationFailed:
+        from edgekit.bundle import Bundle
+
+        bundle = Bundle.load(out)
+        json_out.emit(bundle.manifest.to_json())
+        _print_validation(bundle.manifest.validation)
+        raise
+    json_out.emit(bundle.manifest.to_json())
+    _print_validation(bundle.manifest.validation)
+    console.print(f"[green]bundle written:[/] {out}")
+
+
+@app.command("validate")
+@command
+def validate_cmd(
+    bundle_path: Path = typer.Argument(..., metavar="BUNDLE"),
+    runtime: Optional[List[str]] = typer.Option(None, "--runtime", "-r", help="Runtimes (default: every artifact's)."),
+    samples: int = typer.Option(8, min=1),
+    atol: Optional[float] = typer.Option(None),
+    rtol: Optional[float] = typer.Option(None),
+    rel_l2: Optional[float] = typer.Option(None, "--rel-l2"),
+    data: Optional[Path] = typer.Option(None, help=".npz with extra feeds."),
+    feed: Optional[List[str]] = typer.Option(None, "--feed", help="NAME=VALUE for a scalar input (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the validation block as JSON on stdout."),
+):
+    """Re-validate a bundle's artifacts against its reference on stored and fresh inputs."""
+    from edgekit.bundle import Bundle
+    from edgekit.pipeline import revalidate_bundle
+    from edgekit.runtimes import RUNNERS, runtimes_for
+    from edgekit.validate import load_npz_feeds
+
+    json_out = JsonOut(as_json)
+    bundle = Bundle.load(bundle_path)
+    runtimes = _split(runtime) or runtimes_for(bundle)
+    for name in runtimes:
+        RUNNERS.get(name)
+    extra = load_npz_feeds(data, bundle.manifest.inputs) if data else []
+    results = revalidate_bundle(bundle, runtimes, samples, _tolerance(atol, rtol, rel_l2), extra,
+                                _feeds(feed), Reporter())
+    block = {k: v.to_json() for k, v in results.items()}
+    bundle.manifest.validation.update(block)
+    bundle.save_manifest()
+    json_out.emit(block)
+    _print_validation(block)
+    failed = [v for v in results.values() if not v]
+    if failed:
+        from edgekit.pipeline import _failure_message
+
+        raise ValidationFailed(_failure_message(failed), results)
+
+
+@app.command()
+@command
+def inspect(
+    path: Path = typer.Argument(..., help="A bundle directory or an .onnx file."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
+):
+    """Inputs/outputs, op histogram, If/Loop counts (through subgraphs), sizes, artifacts."""
+    from edgekit.inspect import inspect_path
+
+    json_out = JsonOut(as_json)
+    info = inspect_path(path)
+    json_out.emit(info)
+    _print_inspect(info)
+
+
+@app.command()
+@command
+def bench(
+    bundle_path: Path = typer.Argument(..., metavar="BUNDLE"),
+    runtime: Optional[List[str]] = typer.Option(None, "--runtime", "-r", help="Comma list (default: all in the bundle)."),
+    device: str = typer.Option("CPU", help="Device for OpenVINO (CPU, GPU, ...)."),
+    warmup: int = typer.Option(10, min=0),
+    iters: Optional[int] = typer.Option(100, min=1, help="Timed iterations."),
+    seconds: Optional[float] = typer.Option(None, help="Time budget per runtime instead of --iters."),
+    threads: Optional[int] = typer.Option(None, help="Threads per runtime."),
+    feed: Optional[List[str]] = typer.Option(None, "--feed", help="NAME=VALUE for a scalar input (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the benchmark table as JSON on stdout."),
+):
+    """Time every runtime on the bundle (median of repeated runs, ratio to PyTorch eager)."""
+    from rich.progress import Progress
+
+    from edgekit.bench import add_torch_ratios, bench_feed, bench_runtime
+    from edgekit.bundle import Bundle
+    from edgekit.runtimes import RUNNERS, runtimes_for
+
+    json_out = JsonOut(as_json)
+    bundle = Bundle.load(bundle_path)
+    runtimes = _split(runtime) or runtimes_for(bundle)
+    for name in runtimes:
+        RUNNERS.get(name)
+    data = bench_feed(bundle, _feeds(feed))
+    results = []
+    with Progress(console=console, transient=True) as progress:
+        for name in runtimes:
+            task = progress.add_task(name, total=iters if not seconds else None)
+            results.append(bench_runtime(bundle, name, data, warmup, None if seconds else iters, seconds,
+                                         threads, device, tick=lambda t=task: progress.advance(t)))
+    add_torch_ratios(results)
+    json_out.emit({"bundle": str(bundle_path), "feed": _feeds(feed), "results": [r.to_json() for r in results]})
+    table = Table(title=f"edgekit bench {bundle_path}")
+    for col in ("runtime", "precision", "status", "p50 ms", "p90 ms", "p99 ms", "inf/s", "load ms", "× vs torch"):
+        table.add_column(col, justify="right" if col.endswith(("ms", "/s", "torch")) else "left")
+    for r in results:
+        if r:
+            lat = r.latency_ms
+            table.add_row(r.runtime, r.precision, "ok", f"{lat['p50']:.3f}", f"{lat['p90']:.3f}", f"{lat['p99']:.3f}",
+                          f"{r.throughput:.1f}", f"{r.load_ms:.0f}", f"{r.vs_torch:.2f}" if r.vs_torch else "-")
+        else:
+            table.add_row(r.runtime, r.precision, f"[yellow]{r.status}[/]: {r.reason}", *["-"] * 6)
+    console.print(table)
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+
+def _default_name(spec: str) -> str:
+    if spec.startswith("zoo:"):
+        return spec[4:].split("?")[0]
+    base = spec.rsplit(":", 1)[0] if not spec.endswith((".onnx", ".pt2")) else spec
+    return Path(base).stem.replace(".", "_") or "model"
+
+
+def _print_validation(block: dict) -> None:
+    if not block:
+        return
+    table = Table(title="validation")
+    for col in ("runtime", "precision", "status", "samples", "max abs err", "rel L2", "paths"):
+        table.add_column(col)
+    for name, v in block.items():
+        colour = {"passed": "green", "failed": "red", "skipped": "yellow"}[v["status"]]
+        if v["status"] == "skipped":
+            table.add_row(name, "-", f"[{colour}]skipped[/]: {v.get('reason')}", "-", "-", "-", "-")
+            continue
+        paths = "; ".join(f"{k}: {','.join(map(str, vals))}" for k, vals in v.get("paths", {}).items())
+        table.add_row(name, v.get("precision", "fp32"), f"[{colour}]{v['status']}[/]", str(v["samples"]),
+                      f"{v['max_abs_err']:.2e}" if v["max_abs_err"] is not None else "inf",
+                      f"{v['max_rel_l2']:.2e}" if v["max_rel_l2"] is not None else "inf", paths or "-")
+    console.print(table)
+    for name, v in block.items():
+        for failure in v.get("failures", [])[:5]:
+            console.print(f"  [red]{name}[/]: {failure}")
+
+
+def _print_inspect(info: dict) -> None:
+    onnx = info.get("onnx")
+    manifest = info.get("manifest")
+    if manifest:
+        console.print(f"[bold]bundle[/] {info['bundle']}  source: {manifest['source'].get('spec')}")
+        table = Table(title="artifacts")
+        for col in ("artifact", "file", "precision", "size MB", "details"):
+            table.add_column(col)
+        for key, entry in manifest["artifacts"].items():
+            for e in entry if isinstance(entry, list) else [entry]:
+                details = ", ".join(f"{k}={v}" for k, v in e.items()
+                                    if k in ("opset", "compute_capability", "builder", "openvino_version", "torch_version"))
+                if e.get("layers"):
+                    details += "; layers: " + ", ".join(f"{k}×{v}" for k, v in list(e["layers"].items())[:8])
+                table.add_row(key, e["path"], e.get("precision", "fp32"),
+                              f"{e.get('size_bytes', 0) / 1e6:.2f}", details)
+        console.print(table)
+        _print_validation(manifest.get("validation", {}))
+    if onnx:
+        io = Table(title=f"{onnx['path']} · opset {onnx['opset']} · {onnx['parameters']:,} parameters · "
+                         f"{onnx['size_bytes'] / 1e6:.2f} MB")
+        for col in ("", "name", "shape", "dtype"):
+            io.add_column(col)
+        for role in ("inputs", "outputs"):
+            for s in onnx[role]:
+                io.add_row(role[:-1], s["name"], "×".join(map(str, s["shape"])) or "scalar", s["dtype"])
+        console.print(io)
+        cf = onnx["control_flow"]
+        console.print(f"control flow: If {cf['If']} (nesting depth {onnx['if_nesting_depth']}), Loop {cf['Loop']}")
+        console.print("ops: " + ", ".join(f"{k}×{v}" for k, v in onnx["ops"].items()))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Export targets (`edgekit export --target NAME`): what each builds from the bundle's ONNX file and
+which runtime validates it. A registry, so an unknown name lists the valid ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from edgekit.registry import Registry
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a target's builder gets: the staging dir, the ONNX file in it, and the user's options."""
+
+    root: Path
+    onnx_path: Path
+    precision: str = "fp32"
+    options: dict = field(default_factory=dict)
+    log: Callable[[str], None] = lambda message: None
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    runtime: str  # the runner that validates this target's artifact
+    build: Callable[[BuildContext], dict | list | None]  # → manifest artifact entry (without sha256)
+    precisions: tuple[str, ...] = ("fp32",)
+
+
+def _build_onnx(ctx: BuildContext) -> None:
+    return None  # the ONNX file is written for every bundle; nothing more to build
+
+
+def _build_openvino(ctx: BuildContext) -> dict:
+    from edgekit.export.openvino import ir_from_onnx
+
+    return ir_from_onnx(ctx.onnx_path, ctx.root / "model.xml", precision=ctx.precision)
+
+
+def _build_tensorrt(ctx: BuildContext) -> list:
+    from edgekit.export.tensorrt import engines_from_onnx
+
+    return engines_from_onnx(ctx)
+
+
+TARGETS: Registry[Target] = Registry("target")
+TARGETS.add("onnx", Target("onnx", "onnxruntime", _build_onnx, ("fp32",)))
+TARGETS.add("openvino", Target("openvino", "openvino", _build_openvino, ("fp32", "fp16")))
+TARGETS.add("tensorrt", Target("tensorrt", "tensorrt", _build_tensorrt, ("fp32", "fp16")))

@@ -1,0 +1,238 @@
+"""The export pipeline: source → ONNX (+ `model.pt2` reference) → targets → validation → bundle.
+
+Each step is a stage function from `edgekit.export`; this module only sequences them inside a staged
+bundle directory, so a failure at any point leaves nothing at `--out`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgekit.bundle import Bundle, Manifest, finalize_artifacts, staged_bundle, write_json_atomic
+from edgekit.errors import BackendUnavailable, EdgekitError, ValidationFailed
+from edgekit.export.controlflow import check_control_flow_kept, control_flow_counts, load_onnx
+from edgekit.export.targets import TARGETS, BuildContext
+from edgekit.sources import ModelSource
+from edgekit.specs import TensorSpec, dtype_name
+from edgekit.testdata import write_testdata
+from edgekit.ui import SILENT, Reporter
+from edgekit.validate import DEFAULT_TOLERANCES, RuntimeValidation, Tolerance, make_samples, validate_runtime
+
+DEFAULT_TARGETS = ("onnx", "openvino")
+
+
+@dataclass
+class ExportOptions:
+    targets: tuple[str, ...] = DEFAULT_TARGETS
+    precision: str = "fp32"
+    validate: bool = True
+    samples: int = 8
+    tolerance: Tolerance | None = None  # None: the precision's default (DESIGN.md §7)
+    extra_feeds: list[dict] = field(default_factory=list)  # --data feeds
+    target_options: dict = field(default_factory=dict)  # e.g. {"trt_arch": [...]}
+    force: bool = False
+    opset: int = 18
+
+
+def check_targets(targets, precision: str) -> tuple[str, ...]:
+    """Validate target names and that each supports `precision`; keep the user's order, drop repeats."""
+    names = tuple(dict.fromkeys(targets or DEFAULT_TARGETS))
+    for name in names:
+        target = TARGETS.get(name)
+        if precision not in target.precisions and name != "onnx":
+            raise EdgekitError(f"--precision {precision}: target {name} supports {', '.join(target.precisions)}")
+    return names
+
+
+def export_bundle(source: ModelSource, out: Path, options: ExportOptions, reporter: Reporter = SILENT) -> Bundle:
+    """Export `source` into a bundle at `out`; raise ValidationFailed (after writing it) if parity fails."""
+    targets = check_targets(options.targets, options.precision)
+    out = Path(out)
+    log_dir = Path(tempfile.gettempdir()) / "edgekit-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"export-{out.name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    failed: list[RuntimeValidation] = []
+    with staged_bundle(out, force=options.force) as root:
+        artifacts, control_flow, reference = _stage_onnx(source, root, log_path, options, reporter)
+        onnx_model = load_onnx(root / "model.onnx", load_external_data=False)
+        outputs = _output_specs(onnx_model)
+        for name in targets:
+            if name == "onnx":
+                continue
+            target_options = {"trt_example_shapes": {k: list(v.shape) for k, v in source.example_feed().items()},
+                              **options.target_options}
+            ctx = BuildContext(root, root / "model.onnx", options.precision, target_options, log=reporter.note)
+            with reporter.stage(f"{name}: build ({options.precision})"):
+                artifacts[name] = TARGETS.get(name).build(ctx)
+        validation = {}
+        if options.validate:
+            validation = _validate_export(source, root, artifacts, outputs, options, reporter)
+            failed = [v for v in validation.values() if not v]
+        manifest = Manifest(
+            source={"spec": source.spec, "kind": source.kind, "sha256": source.sha256},
+            inputs=source.inputs,
+            outputs=outputs,
+            control_flow=control_flow,
+            artifacts=finalize_artifacts(root, artifacts),
+            validation={k: v.to_json() for k, v in validation.items()},
+            reference=reference,
+        )
+        write_json_atomic(root / "manifest.json", manifest.to_json())
+    log_path.unlink(missing_ok=True)
+    bundle = Bundle(out, manifest)
+    if failed:
+        raise ValidationFailed(_failure_message(failed), validation)
+    return bundle
+
+
+def _stage_onnx(source, root, log_path, options, reporter):
+    """Write model.onnx (and model.pt2 for torch sources); return artifacts, control flow, reference."""
+    artifacts: dict = {}
+    if source.kind == "onnx":
+        with reporter.stage("onnx: copy source"):
+            model = load_onnx(source.onnx_path)
+            import onnx
+
+            has_external = any(t.data_location == onnx.TensorProto.EXTERNAL for t in _initializers(source))
+            onnx.save_model(model, str(root / "model.onnx"), save_as_external_data=has_external,
+                            location="model.onnx.data")
+        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+        artifacts["onnx"] = _onnx_entry(root, opset)
+        return artifacts, control_flow_counts(model), {"runtime": "onnxruntime", "artifact": "onnx"}
+
+    from edgekit.export.onnx import onnx_from_torch
+
+    with reporter.stage("torch.export → onnx"):
+        exported = onnx_from_torch(source, root / "model.onnx", log_path, opset=options.opset)
+    import torch
+
+    torch.export.save(exported.exported, str(root / "model.pt2"))
+    artifacts["torch"] = {"path": "model.pt2", "torch_version": torch.__version__.split("+")[0]}
+    artifacts["onnx"] = _onnx_entry(root, exported.opset)
+    model = load_onnx(root / "model.onnx", load_external_data=False)
+    check_control_flow_kept(exported.torch_control_flow, model, source.spec)
+    return artifacts, control_flow_counts(model), {"runtime": "torch", "artifact": "torch"}
+
+
+def _initializers(source):
+    return load_onnx(source.onnx_path, load_external_data=False).graph.initializer
+
+
+def _onnx_entry(root: Path, opset) -> dict:
+    entry = {"path": "model.onnx", "opset": opset}
+    if (root / "model.onnx.data").exists():
+        entry["data"] = "model.onnx.data"
+    return entry
+
+
+def _output_specs(model) -> list[TensorSpec]:
+    import onnx
+
+    specs = []
+    for value in model.graph.output:
+        tensor_type = value.type.tensor_type
+        shape = tuple(
+            int(d.dim_value) if d.HasField("dim_value") else (d.dim_param or f"{value.name}_{i}")
+            for i, d in enumerate(tensor_type.shape.dim)
+        )
+        specs.append(TensorSpec(value.name, shape, dtype_name(onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))))
+    return specs
+
+
+def _validate_export(source, root, artifacts, outputs, options, reporter) -> dict[str, RuntimeValidation]:
+    """Validate every artifact's runtime against the reference on fresh samples; store testdata."""
+    from edgekit.runtimes import RUNNERS
+
+    bundle = Bundle(root, Manifest(source={"spec": source.spec}, inputs=source.inputs, outputs=outputs,
+                                   artifacts=artifacts))
+    samples = make_samples(source.inputs, source.example_feed(),
+                           source.validation_feeds + list(options.extra_feeds), options.samples)
+    with reporter.stage(f"reference: {source.reference_runtime} on {len(samples)} samples"):
+        reference = _reference_runner(source, bundle, outputs)
+        references = [reference.run(feed) for feed in samples]
+    write_testdata(root, list(zip(samples, references)))
+    results = {}
+    for runtime in [n for n in RUNNERS if RUNNERS.get(n).artifact in artifacts and n != "torch"]:
+        precision = _artifact_precision(artifacts[RUNNERS.get(runtime).artifact])
+        tolerance = options.tolerance or DEFAULT_TOLERANCES[precision]
+        if runtime == source.reference_runtime:
+            results[runtime] = RuntimeValidation.skipped(runtime, "this runtime is the reference")
+            continue
+        with reporter.stage(f"validate {runtime} ({precision})"):
+            results[runtime] = validate_bundle_runtime(bundle, runtime, samples, references, tolerance, precision)
+    return results
+
+
+def validate_bundle_runtime(bundle, runtime, samples, references, tolerance, precision) -> RuntimeValidation:
+    """Open `runtime` on the bundle and validate it; a runtime that can't run here is `skipped`."""
+    from edgekit.runtimes import open_runner
+
+    m = bundle.manifest
+    try:
+        runner = open_runner(bundle, runtime)
+    except BackendUnavailable as exc:
+        return RuntimeValidation.skipped(runtime, exc.reason)
+    with runner:
+        return validate_runtime(runtime, runner.run, samples, references, m.inputs, m.outputs, tolerance, precision)
+
+
+def _reference_runner(source, bundle, outputs):
+    if source.kind == "onnx":
+        from edgekit.runtimes.onnxruntime import OnnxRuntimeRunner
+
+        return OnnxRuntimeRunner(source.onnx_path, source.inputs, outputs)
+    from edgekit.runtimes.torch import TorchRunner
+
+    module = source.module if source.module is not None else source.exported.module()
+    return TorchRunner(module, source.inputs, outputs)
+
+
+def _artifact_precision(entry) -> str:
+    entries = entry if isinstance(entry, list) else [entry]
+    return entries[0].get("precision", "fp32") if entries else "fp32"
+
+
+def _failure_message(failed: list[RuntimeValidation]) -> str:
+    parts = [f"{v.runtime}: {v.failures[0]}" + (f" (+{len(v.failures) - 1} more)" if len(v.failures) > 1 else "")
+             for v in failed]
+    return "validation failed — " + "; ".join(parts)
+
+
+def revalidate_bundle(bundle: Bundle, runtimes: list[str], samples: int, tolerance: Tolerance | None,
+                      extra_feeds: list[dict], overrides: dict, reporter: Reporter = SILENT,
+                      seed: int = 1) -> dict[str, RuntimeValidation]:
+    """`edgekit validate`: rerun the reference on stored + fresh samples and compare each runtime."""
+    from edgekit.runtimes import open_runner
+    from edgekit.specs import apply_feeds
+    from edgekit.testdata import read_testdata
+
+    m = bundle.manifest
+    stored = [inputs for inputs, _ in read_testdata(bundle.path)]
+    if not stored:
+        raise EdgekitError(f"{bundle.path}: the bundle has no testdata/ to take example inputs from")
+    feeds = make_samples(m.inputs, stored[0], stored[1:] + list(extra_feeds), samples, seed=seed)
+    feeds = [apply_feeds(f, overrides, m.inputs) for f in feeds]
+    reference_name = m.reference.get("runtime", "torch")
+    with reporter.stage(f"reference: {reference_name} on {len(feeds)} samples"):
+        with open_runner(bundle, reference_name) as reference:
+            references = [reference.run(f) for f in feeds]
+    results = {}
+    for runtime in runtimes:
+        if runtime == reference_name:
+            continue
+        entry = bundle.artifact(_artifact_key(runtime))
+        precision = _artifact_precision(entry)
+        with reporter.stage(f"validate {runtime} ({precision})"):
+            results[runtime] = validate_bundle_runtime(
+                bundle, runtime, feeds, references, tolerance or DEFAULT_TOLERANCES[precision], precision)
+    return results
+
+
+def _artifact_key(runtime: str) -> str:
+    from edgekit.runtimes import RUNNERS
+
+    return RUNNERS.get(runtime).artifact
+

@@ -1,0 +1,138 @@
+"""Tensor specs (name, shape, dtype) and the parsers for the CLI's `--input`, `--dynamic`, `--feed`.
+
+A shape holds ints for static dims and strings for named dynamic dims, exactly as in manifest.json.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+import numpy as np
+
+from edgekit.errors import EdgekitError
+
+Dim = Union[int, str]
+
+# numpy dtype names are the manifest's dtype vocabulary.
+DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "int16", "int8", "uint8", "bool")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    shape: tuple[Dim, ...]
+    dtype: str
+    default: Any = field(default=None, compare=False)  # for scalar inputs such as exit thresholds
+
+    def to_json(self) -> dict:
+        out = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+        if self.default is not None:
+            out["default"] = self.default
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> "TensorSpec":
+        return cls(data["name"], tuple(data["shape"]), data["dtype"], data.get("default"))
+
+    @property
+    def is_float(self) -> bool:
+        return self.dtype.startswith(("float", "bfloat"))
+
+    @property
+    def dynamic_axes(self) -> dict[int, str]:
+        return {i: d for i, d in enumerate(self.shape) if isinstance(d, str)}
+
+
+def check_dtype(dtype: str, what: str) -> str:
+    if dtype not in DTYPES:
+        raise EdgekitError(f"{what}: unknown dtype {dtype!r} (valid: {', '.join(DTYPES)})")
+    return dtype
+
+
+_INPUT_RE = re.compile(r"^(?P<name>[A-Za-z_][\w.]*):(?P<shape>[^:]*)(?::(?P<dtype>\w+))?$")
+
+
+def parse_input_spec(text: str) -> TensorSpec:
+    """Parse `name:1x3x64x64:float32` (dtype optional, float32 by default; `1x3xHxW` names dims).
+
+    A scalar is written with an empty shape: `threshold::float32`.
+    """
+    match = _INPUT_RE.match(text.strip())
+    if not match:
+        raise EdgekitError(
+            f"--input {text!r}: expected NAME:SHAPE[:DTYPE], e.g. image:1x3x64x64:float32"
+        )
+    shape: list[Dim] = []
+    if match["shape"]:
+        for part in match["shape"].split("x"):
+            if part.isdigit() and int(part) > 0:
+                shape.append(int(part))
+            elif re.fullmatch(r"[A-Za-z_]\w*", part):
+                shape.append(part)
+            else:
+                raise EdgekitError(
+                    f"--input {text!r}: dimension {part!r} is neither a positive int nor a name"
+                )
+    dtype = check_dtype(match["dtype"] or "float32", f"--input {text!r}")
+    return TensorSpec(match["name"], tuple(shape), dtype)
+
+
+def parse_dynamic_spec(text: str) -> tuple[str, list[int]]:
+    """Parse `--dynamic image:2,3` into ("image", [2, 3])."""
+    name, _, axes = text.partition(":")
+    try:
+        parsed = [int(a) for a in axes.split(",")] if axes else []
+    except ValueError:
+        parsed = []
+    if not name or not parsed or any(a < 0 for a in parsed):
+        raise EdgekitError(f"--dynamic {text!r}: expected NAME:AXIS[,AXIS...], e.g. image:2,3")
+    return name, parsed
+
+
+def parse_feed(text: str) -> tuple[str, float | int | bool]:
+    """Parse `--feed threshold=0.5` / `num_steps=5` into a scalar override for one input."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise EdgekitError(f"--feed {text!r}: expected NAME=VALUE, e.g. threshold=0")
+    for cast in (int, float):
+        try:
+            return name, cast(value)
+        except ValueError:
+            pass
+    if value.lower() in ("true", "false"):
+        return name, value.lower() == "true"
+    raise EdgekitError(f"--feed {text!r}: {value!r} is not a number or true/false")
+
+
+def apply_feeds(feed: dict[str, np.ndarray], overrides: dict[str, Any], specs: list[TensorSpec]) -> dict:
+    """Return a copy of `feed` with scalar overrides cast to each input's dtype."""
+    by_name = {s.name: s for s in specs}
+    out = dict(feed)
+    for name, value in overrides.items():
+        if name not in by_name:
+            raise EdgekitError(
+                f"--feed {name}: the model has no input {name!r} (inputs: {', '.join(by_name)})"
+            )
+        spec = by_name[name]
+        out[name] = np.asarray(value, dtype=np_dtype(spec.dtype)).reshape(
+            feed[name].shape if name in feed else ()
+        )
+    return out
+
+
+def np_dtype(dtype: str) -> np.dtype:
+    if dtype == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(dtype)
+
+
+def dtype_name(dtype: Any) -> str:
+    """Manifest dtype name for a numpy or torch dtype."""
+    text = str(dtype).replace("torch.", "")
+    return {"float": "float32", "double": "float64", "half": "float16", "long": "int64", "int": "int32"}.get(
+        text, text
+    )
