@@ -154,6 +154,10 @@ def export(
     dynamic_axes = dict(parse_dynamic_spec(s) for s in dynamic or [])
     out = out or Path("bundles") / _default_name(source)
     check_destination(out, force)
+    if "tensorrt" in targets and trt_arch:
+        from edgekit.export.trt_compat import parse_arch_list
+
+        parse_arch_list(trt_arch)  # a bad arch fails now, not after the export
     reporter = Reporter()
     with reporter.stage(f"resolve {source}"):
         model = resolve_source(source, inputs, dynamic_axes)
