@@ -129,7 +129,9 @@ def export(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Bundle directory (default: bundles/<name>)."),
     input: Optional[List[str]] = typer.Option(None, "--input", "-i", help="NAME:1x3xHxW:float32 (repeatable)."),
     dynamic: Optional[List[str]] = typer.Option(None, "--dynamic", help="NAME:AXIS[,AXIS] makes axes dynamic."),
-    precision: str = typer.Option("fp32", help="fp32 or fp16 (compiled targets)."),
+    precision: str = typer.Option("fp32", help="fp32, fp16 (compiled targets) or int8 (needs calibration data)."),
+    calib: Optional[str] = typer.Option(None, help="int8 calibration data: image/wav folder, feeds .npz or file.py:fn."),
+    calib_samples: int = typer.Option(64, min=1, help="Calibration samples (deterministic subset)."),
     validate: bool = typer.Option(True, "--validate/--no-validate", help="Check every artifact against the reference."),
     samples: int = typer.Option(8, min=1, help="Validation samples."),
     atol: Optional[float] = typer.Option(None, help="Absolute tolerance (default by precision)."),
@@ -166,6 +168,7 @@ def export(
         tolerance=_tolerance(atol, rtol, rel_l2), force=force, opset=opset,
         extra_feeds=load_npz_feeds(data, model.inputs) if data else [],
         target_options={"trt_arch": trt_arch} if trt_arch else {},
+        calib=calib, calib_samples=calib_samples,
     )
     try:
         bundle = export_bundle(model, out, options, reporter)

@@ -35,6 +35,8 @@ class ExportOptions:
     target_options: dict = field(default_factory=dict)  # e.g. {"trt_arch": [...]}
     force: bool = False
     opset: int = 18
+    calib: str | None = None  # --calib: folder, .npz or file.py:fn (None: the model's calibration_feeds)
+    calib_samples: int = 64
 
 
 def check_targets(targets, precision: str) -> tuple[str, ...]:
@@ -57,6 +59,7 @@ def export_bundle(source: ModelSource, out: Path, options: ExportOptions, report
     failed: list[RuntimeValidation] = []
     with staged_bundle(out, force=options.force) as root:
         artifacts, control_flow, reference = _stage_onnx(source, root, log_path, options, reporter)
+        quantize = _stage_int8(source, root, artifacts, options, reporter) if options.precision == "int8" else None
         onnx_model = load_onnx(root / "model.onnx", load_external_data=False)
         outputs = _output_specs(onnx_model)
         for name in targets:
@@ -76,6 +79,7 @@ def export_bundle(source: ModelSource, out: Path, options: ExportOptions, report
             inputs=source.inputs,
             outputs=outputs,
             control_flow=control_flow,
+            pipeline={"prune": None, "quantize": quantize},
             artifacts=finalize_artifacts(root, artifacts),
             validation={k: v.to_json() for k, v in validation.items()},
             reference=reference,
@@ -115,6 +119,26 @@ def _stage_onnx(source, root, log_path, options, reporter):
     model = load_onnx(root / "model.onnx", load_external_data=False)
     check_control_flow_kept(exported.torch_control_flow, model, source.spec)
     return artifacts, control_flow_counts(model), {"runtime": "torch", "artifact": "torch"}
+
+
+def _stage_int8(source, root: Path, artifacts: dict, options: ExportOptions, reporter) -> dict:
+    """Calibrate on the real control-flow execution and replace model.onnx by its INT8 Q/DQ graph."""
+    from edgekit.calibration.datasets import load_calibration
+    from edgekit.calibration.quantize import int8_from_onnx
+
+    with reporter.stage(f"int8: calibration data ({options.calib or 'from the model'})"):
+        feeds = load_calibration(options.calib, source.inputs, source.example_feed(), options.calib_samples,
+                                 model=source.module)
+    fp32 = root / "model.fp32.onnx"
+    (root / "model.onnx").rename(fp32)
+    with reporter.stage(f"int8: calibrate on {len(feeds)} samples and insert Q/DQ (If/Loop bodies included)"):
+        result = int8_from_onnx(fp32, root / "model.onnx", feeds)
+    artifacts["onnx"] = {**artifacts["onnx"], "precision": "int8", "quantized": result.counts.to_json()}
+    artifacts["onnx_fp32"] = {"path": fp32.name, "precision": "fp32"}
+    return {"method": "edgekit-qdq", "precision": "int8", "samples": result.samples,
+            "calibration": options.calib or "model:calibration_feeds",
+            "scheme": "symmetric int8; activations per-tensor absmax, weights per-channel",
+            "excluded": result.excluded}
 
 
 def _initializers(source):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from edgekit.errors import ExportError, missing_extra
 
-IR_PRECISIONS = ("fp32", "fp16")
+IR_PRECISIONS = ("fp32", "fp16", "int8")  # int8: converted from a Q/DQ graph (FakeQuantize)
 
 
 def import_openvino():

@@ -36,7 +36,12 @@ def _build_onnx(ctx: BuildContext) -> None:
 def _build_openvino(ctx: BuildContext) -> dict:
     from edgekit.export.openvino import ir_from_onnx
 
-    return ir_from_onnx(ctx.onnx_path, ctx.root / "model.xml", precision=ctx.precision)
+    entry = ir_from_onnx(ctx.onnx_path, ctx.root / "model.xml", precision=ctx.precision)
+    if ctx.precision == "int8":
+        from edgekit.calibration.quantize import openvino_quant_counts
+
+        entry["quantized"] = openvino_quant_counts(ctx.root / "model.xml").to_json()
+    return entry
 
 
 def _build_tensorrt(ctx: BuildContext) -> list:
@@ -46,6 +51,6 @@ def _build_tensorrt(ctx: BuildContext) -> list:
 
 
 TARGETS: Registry[Target] = Registry("target")
-TARGETS.add("onnx", Target("onnx", "onnxruntime", _build_onnx, ("fp32",)))
-TARGETS.add("openvino", Target("openvino", "openvino", _build_openvino, ("fp32", "fp16")))
-TARGETS.add("tensorrt", Target("tensorrt", "tensorrt", _build_tensorrt, ("fp32", "fp16")))
+TARGETS.add("onnx", Target("onnx", "onnxruntime", _build_onnx, ("fp32", "int8")))
+TARGETS.add("openvino", Target("openvino", "openvino", _build_openvino, ("fp32", "fp16", "int8")))
+TARGETS.add("tensorrt", Target("tensorrt", "tensorrt", _build_tensorrt, ("fp32", "fp16", "int8")))

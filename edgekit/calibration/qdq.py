@@ -1,0 +1,168 @@
+"""Symmetric INT8 Q/DQ for ONNX graphs, inside `If` branches and `Loop` bodies too.
+
+Written here rather than taken from NNCF or onnxruntime.quantization because both quantize the main
+graph only (convs in If branches and Loop bodies stay fp32, and a sampler spends ~all its time in its
+Loop body), and NNCF's ONNX path uses UINT8 activations with zero points, which TensorRT(-RTX)
+reinterprets as INT8. One symmetric signed-INT8 graph serves ONNX Runtime, OpenVINO (which turns
+Q/DQ into FakeQuantize) and TensorRT alike.
+
+Activations: per-tensor scale absmax/127 from calibration statistics. Weights: per-output-channel
+int8 initializers with DequantizeLinear. Bias and every other op stay fp32.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgekit.export.surface import GraphRef, walk_graphs
+
+# op type → (activation input indices, weight input index, weight channel axis)
+QUANTIZABLE = {
+    "Conv": ((0,), 1, 0),
+    "ConvTranspose": ((0,), 1, 1),
+    "MatMul": ((0,), 1, 1),
+    "Gemm": ((0,), 1, 0),  # axis fixed below from transB
+}
+COUNTED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+
+
+@dataclass
+class QuantCounts:
+    total: int = 0
+    quantized: int = 0
+    in_subgraphs: int = 0
+    quantized_in_subgraphs: int = 0
+    unquantized: list[str] = field(default_factory=list)  # "graph:node (op)"
+
+    def to_json(self) -> dict:
+        return {"total": self.total, "quantized": self.quantized, "in_subgraphs": self.in_subgraphs,
+                "quantized_in_subgraphs": self.quantized_in_subgraphs, "unquantized": self.unquantized}
+
+
+def quantizable_nodes(model) -> list[tuple[GraphRef, object]]:
+    """Every Conv/ConvTranspose/MatMul/Gemm, in the main graph and in every subgraph."""
+    return [(ref, node) for ref, graph in walk_graphs(model.graph) for node in graph.node
+            if node.op_type in QUANTIZABLE]
+
+
+def initializers(model) -> dict[str, object]:
+    return {t.name: t for _, g in walk_graphs(model.graph) for t in g.initializer}
+
+
+def activation_names(model, exclude: set[str] = frozenset()) -> list[str]:
+    """The tensors whose ranges calibration must measure: quantizable nodes' non-constant inputs."""
+    inits = initializers(model)
+    names = []
+    for _, node in quantizable_nodes(model):
+        if node.name in exclude:
+            continue
+        acts, weight, _ = QUANTIZABLE[node.op_type]
+        indices = list(acts) + ([weight] if node.input[weight] not in inits else [])
+        names += [node.input[i] for i in indices]
+    return list(dict.fromkeys(names))
+
+
+def qdq_from_onnx(model, ranges: dict[str, float], exclude: set[str] = frozenset()):
+    """Return a copy of `model` with symmetric INT8 Q/DQ before every quantizable node not in `exclude`.
+
+    `ranges` maps each activation name (see `activation_names`) to its absolute maximum.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = copy.deepcopy(model)
+    inits = initializers(model)
+    main = model.graph
+    used = {n for _, g in walk_graphs(main) for n in [*(x for node in g.node for x in (*node.input, *node.output)),
+                                                       *(t.name for t in g.initializer)]}
+    counter = [0]
+
+    def fresh(base: str) -> str:
+        while True:
+            counter[0] += 1
+            name = f"{base}__q{counter[0]}"
+            if name not in used:
+                used.add(name)
+                return name
+
+    def constant(name: str, array: np.ndarray) -> str:
+        main.initializer.append(numpy_helper.from_array(array, name))  # main graph: visible in every subgraph
+        return name
+
+    act_cache: dict[tuple[int, str], str] = {}
+    for _ref, graph in walk_graphs(main):
+        new_nodes = []
+        for node in graph.node:
+            if node.op_type not in QUANTIZABLE or node.name in exclude:
+                new_nodes.append(node)
+                continue
+            acts, weight_index, axis = QUANTIZABLE[node.op_type]
+            if node.op_type == "Gemm":
+                trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+                axis = 0 if trans_b else 1
+            weight_name = node.input[weight_index]
+            act_indices = list(acts) + ([weight_index] if weight_name not in inits else [])
+            for i in act_indices:
+                source = node.input[i]
+                key = (id(graph), source)
+                if key not in act_cache:  # one Q/DQ pair per tensor per graph, shared by its consumers
+                    if source not in ranges:
+                        raise KeyError(f"no calibration range for {source!r} (input of {node.name})")
+                    scale = np.float32(max(float(ranges[source]), 1e-8) / 127.0)
+                    s = constant(fresh(f"{source}_scale"), np.array(scale, np.float32))
+                    z = constant(fresh(f"{source}_zero"), np.array(0, np.int8))
+                    q, dq = fresh(f"{source}_q"), fresh(f"{source}_dq")
+                    new_nodes.append(helper.make_node("QuantizeLinear", [source, s, z], [q], name=fresh("Q")))
+                    new_nodes.append(helper.make_node("DequantizeLinear", [q, s, z], [dq], name=fresh("DQ")))
+                    act_cache[key] = dq
+                node.input[i] = act_cache[key]
+            if weight_name in inits:
+                w = numpy_helper.to_array(inits[weight_name]).astype(np.float32)
+                w_axis = axis if w.ndim > 1 else 0
+                reduce = tuple(d for d in range(w.ndim) if d != w_axis)
+                absmax = np.abs(w).max(axis=reduce) if reduce else np.abs(w)
+                scale = (np.maximum(absmax, 1e-12) / 127.0).astype(np.float32)
+                shape = [1] * w.ndim
+                shape[w_axis] = -1
+                w_q = np.clip(np.round(w / scale.reshape(shape)), -127, 127).astype(np.int8)
+                wq = constant(fresh(f"{weight_name}_int8"), w_q)
+                ws = constant(fresh(f"{weight_name}_scale"), scale)
+                wz = constant(fresh(f"{weight_name}_zero"), np.zeros_like(scale, dtype=np.int8))
+                wdq = fresh(f"{weight_name}_dq")
+                new_nodes.append(helper.make_node("DequantizeLinear", [wq, ws, wz], [wdq], name=fresh("DQ"),
+                                                  axis=w_axis))
+                node.input[weight_index] = wdq
+            new_nodes.append(node)
+        del graph.node[:]
+        graph.node.extend(new_nodes)
+    _drop_unused_initializers(main)
+    model.graph.doc_string = "edgekit int8: symmetric Q/DQ (activations per-tensor, weights per-channel)"
+    onnx.checker.check_model(model)
+    return model
+
+
+def quantized_counts(model) -> QuantCounts:
+    """Conv/MatMul/Gemm ops and how many read DequantizeLinear outputs, through subgraphs."""
+    producers = {o: n.op_type for _, g in walk_graphs(model.graph) for n in g.node for o in n.output}
+    counts = QuantCounts()
+    for ref, node in quantizable_nodes(model):
+        sub = bool(ref.path)
+        counts.total += 1
+        counts.in_subgraphs += sub
+        acts, weight, _ = QUANTIZABLE[node.op_type]
+        if all(producers.get(node.input[i]) == "DequantizeLinear" for i in (*acts, weight)):
+            counts.quantized += 1
+            counts.quantized_in_subgraphs += sub
+        else:
+            counts.unquantized.append(f"{ref}:{node.name} ({node.op_type})")
+    return counts
+
+
+def _drop_unused_initializers(main) -> None:
+    used = {x for _, g in walk_graphs(main) for n in g.node for x in n.input} | {o.name for o in main.output}
+    keep = [t for t in main.initializer if t.name in used]
+    del main.initializer[:]
+    main.initializer.extend(keep)
