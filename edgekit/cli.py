@@ -352,5 +352,14 @@ def main() -> None:
     app()
 
 
+def _register_commands() -> None:
+    from edgekit.cli_debug import debug_command
+
+    app.command("debug")(command(debug_command))
+
+
+_register_commands()
+
+
 if __name__ == "__main__":
     main()
