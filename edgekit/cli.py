@@ -244,18 +244,26 @@ def bench(
     bundle_path: Path = typer.Argument(..., metavar="BUNDLE"),
     runtime: Optional[List[str]] = typer.Option(None, "--runtime", "-r", help="Comma list (default: all in the bundle)."),
     device: str = typer.Option("CPU", help="Device for OpenVINO (CPU, GPU, ...)."),
-    warmup: int = typer.Option(10, min=0),
-    iters: Optional[int] = typer.Option(100, min=1, help="Timed iterations."),
-    seconds: Optional[float] = typer.Option(None, help="Time budget per runtime instead of --iters."),
-    threads: Optional[int] = typer.Option(None, help="Threads per runtime."),
+    warmup: int = typer.Option(10, min=0, help="Untimed calls before timing."),
+    iters: Optional[int] = typer.Option(200, min=1, help="Timed iterations per row."),
+    seconds: Optional[float] = typer.Option(None, min=0.001, help="Time budget per row instead of --iters."),
+    threads: Optional[int] = typer.Option(None, min=1, help="Threads per runtime."),
+    batch: Optional[int] = typer.Option(None, min=1, help="Tile the sample to this batch (dynamic batch dim only)."),
+    precision: Optional[List[str]] = typer.Option(
+        None, "--precision", help="OpenVINO inference precision hints to time, e.g. bf16 (default: the artifact's, "
+                                  "plus bf16 on CPUs with avx512_bf16/amx)."),
     feed: Optional[List[str]] = typer.Option(None, "--feed", help="NAME=VALUE for a scalar input (repeatable)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the benchmark table as JSON on stdout."),
+    as_json: bool = typer.Option(False, "--json", help="Print the benchmark results as JSON on stdout."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write a Markdown report (machine + table)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG of the latency distributions."),
 ):
-    """Time every runtime on the bundle (median of repeated runs, ratio to PyTorch eager)."""
-    from rich.progress import Progress
-
-    from edgekit.bench import add_torch_ratios, bench_feed, bench_runtime
+    """Time every runtime on the bundle, each in its own process: latency p50/p90/p99, throughput, load
+    time, peak memory, ratio to PyTorch eager."""
+    from edgekit.bench import BenchSettings, add_torch_ratios, bench_feed, plan_cases, run_cases
+    from edgekit.bench_report import (bench_progress, notes, require_matplotlib, results_table, write_plot,
+                                       write_report)
     from edgekit.bundle import Bundle
+    from edgekit.env import cpu_info, environment
     from edgekit.runtimes import RUNNERS, runtimes_for
 
     json_out = JsonOut(as_json)
@@ -263,26 +271,54 @@ def bench(
     runtimes = _split(runtime) or runtimes_for(bundle)
     for name in runtimes:
         RUNNERS.get(name)
-    data = bench_feed(bundle, _feeds(feed))
-    results = []
-    with Progress(console=console, transient=True) as progress:
-        for name in runtimes:
-            task = progress.add_task(name, total=iters if not seconds else None)
-            results.append(bench_runtime(bundle, name, data, warmup, None if seconds else iters, seconds,
-                                         threads, device, tick=lambda t=task: progress.advance(t)))
+    if plot:
+        require_matplotlib()  # fail before minutes of timing, not after
+    overrides = _feeds(feed)
+    data = bench_feed(bundle, overrides, batch)
+    settings = BenchSettings(warmup, None if seconds else iters, seconds, threads, batch or 1)
+    cases = plan_cases(bundle, runtimes, device, _split(precision) or None, cpu_info()["isa"])
+    with bench_progress(console, cases) as on_event:
+        results = run_cases(bundle, cases, settings, data, on_event)
     add_torch_ratios(results)
-    json_out.emit({"bundle": str(bundle_path), "feed": _feeds(feed), "results": [r.to_json() for r in results]})
-    table = Table(title=f"edgekit bench {bundle_path}")
-    for col in ("runtime", "precision", "status", "p50 ms", "p90 ms", "p99 ms", "inf/s", "load ms", "× vs torch"):
-        table.add_column(col, justify="right" if col.endswith(("ms", "/s", "torch")) else "left")
-    for r in results:
-        if r:
-            lat = r.latency_ms
-            table.add_row(r.runtime, r.precision, "ok", f"{lat['p50']:.3f}", f"{lat['p90']:.3f}", f"{lat['p99']:.3f}",
-                          f"{r.throughput:.1f}", f"{r.load_ms:.0f}", f"{r.vs_torch:.2f}" if r.vs_torch else "-")
-        else:
-            table.add_row(r.runtime, r.precision, f"[yellow]{r.status}[/]: {r.reason}", *["-"] * 6)
-    console.print(table)
+    payload = {
+        "bundle": str(bundle_path), "source": bundle.manifest.source.get("spec"), "feed": overrides,
+        "inputs": {k: {"shape": list(v.shape), "dtype": v.dtype.name} for k, v in data.items()},
+        "settings": {"warmup": warmup, "iters": settings.iters, "seconds": seconds, "threads": threads,
+                     "batch": settings.batch, "device": device},
+        "pid": os.getpid(), "machine": environment(), "results": [r.to_json() for r in results],
+    }
+    json_out.emit(payload)
+    title = f"edgekit bench {bundle_path}"
+    console.print(results_table(results, title))
+    for note in notes(results):
+        console.print(f"  {note}", soft_wrap=True)
+    if report:
+        write_report(report, payload, results)
+        console.print(f"report: {report}")
+    if plot:
+        write_plot(plot, results, title)
+        console.print(f"plot: {plot}")
+
+
+@app.command()
+@command
+def embed(
+    bundle_path: Path = typer.Argument(..., metavar="BUNDLE"),
+    lang: str = typer.Option(..., "--lang", help="cpp (OpenVINO C++ API) or c (OpenVINO C API)."),
+    build_dir: Optional[Path] = typer.Option(None, "--build-dir", help="CMake build folder (default: build/embed-LANG)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the plan (argv lists and shell lines) as JSON on stdout."),
+):
+    """Print the commands that build the C++ or C example against this machine's OpenVINO and run it on
+    BUNDLE: it feeds every testdata sample and checks each output against the stored reference."""
+    from edgekit.embed import embed_plan
+
+    json_out = JsonOut(as_json)
+    plan = embed_plan(bundle_path, lang, build_dir)
+    json_out.emit(plan.to_json())
+    console.print(f"# {plan.lang} example {plan.source_dir} against OpenVINO in {plan.openvino_dir}", soft_wrap=True,
+                  markup=False)
+    for line in plan.commands():
+        console.print(line, soft_wrap=True, markup=False)
 
 
 # --- rendering -----------------------------------------------------------------------------------

@@ -50,7 +50,8 @@ class OpenVINORunner(BaseRunner):
 
 
 def runner_from_bundle(bundle, device: str = "CPU", precision: str = "fp32", threads: int | None = None,
-                       **_) -> OpenVINORunner:
+                       hint: str = "LATENCY", **_) -> OpenVINORunner:
+    """hint: OpenVINO's PERFORMANCE_HINT (LATENCY, or THROUGHPUT for async requests in `edgekit bench`)."""
     m = bundle.manifest
     return OpenVINORunner(bundle.artifact_path("openvino"), m.inputs, m.outputs, device=device,
-                          precision=precision, threads=threads)
+                          precision=precision, threads=threads, hint=hint)

@@ -95,15 +95,24 @@ class TensorRTRunner(BaseRunner):
             return {name: self._allocator.read(name, _torch_dtype(self._trt, torch, engine.get_tensor_dtype(name)))
                     for name in self._output_names}
 
+    def timing_clock(self):
+        """The clock `edgekit bench` times this runner with: CUDA events on the runner's stream."""
+        from edgekit.bench import CudaEventClock
+
+        return CudaEventClock(self._torch, self._stream)
+
     def close(self) -> None:
         # release in reverse order of creation: context, then engine, then runtime
         self._context = self._engine = self._runtime = None
 
 
-def runner_from_bundle(bundle, device: int | str = 0, **_) -> TensorRTRunner:
-    """Open the bundle's engine built for this GPU; BackendUnavailable if there is no GPU or no such engine."""
+def runner_from_bundle(bundle, device: int | str = 0, precision: str | None = None, **_) -> TensorRTRunner:
+    """Open the bundle's engine built for this GPU (of `precision`, when the bundle has several);
+    BackendUnavailable if there is no GPU or no such engine."""
     entries = bundle.artifact("tensorrt")
     entries = entries if isinstance(entries, list) else [entries]
+    if precision:
+        entries = [e for e in entries if e.get("precision", "fp32") == precision]
     index = _device_index(device)
     if not cuda_device_available():
         raise BackendUnavailable("tensorrt", "no CUDA device")
