@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= all,dev
 BIN := $(VENV)/bin
 
-.PHONY: install demo test clean
+.PHONY: install demo test clean cpp-deps
 
 $(BIN)/edgekit: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,25 @@ demo: install
 	$(BIN)/edgekit inspect bundles/demo
 	$(BIN)/edgekit bench bundles/demo --iters 50 --feed threshold=2 --feed num_steps=8
 
-test: install
+# Debian packages for the C/C++ embedding examples and their tests (tests/embed): installed only when
+# missing; without root or apt it says so and goes on (those tests then skip with the reason).
+CPP_DEPS ?= cmake g++ nlohmann-json3-dev libcjson-dev
+
+cpp-deps:
+	@missing=""; \
+	if ! command -v dpkg >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then \
+		echo "cpp-deps: no dpkg/apt-get here; install $(CPP_DEPS) yourself to build the C/C++ examples"; exit 0; fi; \
+	for p in $(CPP_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "cpp-deps: not root; skipping: sudo apt-get install -y --no-install-recommends$$missing"; exit 0; fi; \
+	echo "cpp-deps: installing$$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y -qq --no-install-recommends $$missing >/dev/null 2>&1 || \
+	{ apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; } || \
+	echo "cpp-deps: apt-get install$$missing failed; the C/C++ tests will skip"
+
+test: install cpp-deps
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 clean:

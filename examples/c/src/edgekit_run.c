@@ -1,0 +1,210 @@
+/* edgekit_run_c: load an edgekit bundle's OpenVINO IR with OpenVINO's C API (the surface JNI and Swift
+ * bindings wrap), feed every reference sample in testdata/, compare each output with the stored
+ * reference and print one JSON line. Exit status: 0 passed, 1 a mismatch, 2 a usage or load error. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openvino/c/openvino.h>
+
+#include "edgekit_bundle.h"
+#include "edgekit_check.h"
+
+static const char* kUsage =
+    "usage: edgekit_run_c BUNDLE [--device CPU] [--model FILE] [--atol 1e-4] [--rtol 1e-3]\n"
+    "  runs BUNDLE's OpenVINO IR (or --model: an .xml/.onnx file in the bundle) on its testdata";
+
+static const struct { const char* dtype; ov_element_type_e type; } kTypes[] = {
+    {"float32", F32}, {"float16", F16}, {"float64", F64}, {"int64", I64}, {"int32", I32}, {"int16", I16},
+    {"int8", I8},     {"uint8", U8},    {"uint16", U16},  {"uint32", U32}, {"uint64", U64}, {"bool", BOOLEAN}};
+#define N_TYPES (sizeof kTypes / sizeof kTypes[0])
+
+/* Every OpenVINO call returns a status; on failure keep OpenVINO's message and jump to cleanup. */
+#define OV_CHECK(call)                                                                                     \
+    do {                                                                                                   \
+        ov_status_e status_ = (call);                                                                      \
+        if (status_ != OK) {                                                                               \
+            const char* detail_ = ov_get_last_err_msg();                                                   \
+            snprintf(err, err_size, "%s: %s (%s)", #call, ov_get_error_info(status_), detail_ ? detail_ : "-"); \
+            goto cleanup;                                                                                  \
+        }                                                                                                  \
+    } while (0)
+
+typedef struct {
+    ov_core_t* core;
+    ov_model_t* model;
+    ov_compiled_model_t* compiled;
+    ov_infer_request_t* request;
+} ov_runner;
+
+static void runner_close(ov_runner* r) {
+    if (r->request) ov_infer_request_free(r->request);
+    if (r->compiled) ov_compiled_model_free(r->compiled);
+    if (r->model) ov_model_free(r->model);
+    if (r->core) ov_core_free(r->core);
+    memset(r, 0, sizeof *r);
+}
+
+static int runner_open(ov_runner* r, const char* model, const char* weights, const char* device, char* err,
+                       size_t err_size) {
+    memset(r, 0, sizeof *r);
+    OV_CHECK(ov_core_create(&r->core));
+    OV_CHECK(ov_core_read_model(r->core, model, weights, &r->model));
+    /* Parity with the reference needs f32 arithmetic: CPUs with bf16/AMX would otherwise downcast. */
+    OV_CHECK(ov_core_compile_model(r->core, r->model, device, 2, &r->compiled,
+                                   ov_property_key_hint_inference_precision, "f32"));
+    OV_CHECK(ov_compiled_model_create_infer_request(r->compiled, &r->request));
+    return 0;
+cleanup:
+    runner_close(r);
+    return -1;
+}
+
+static int set_input(ov_runner* r, const ek_tensor* in, char* err, size_t err_size) {
+    ov_shape_t shape = {0, NULL};
+    ov_tensor_t* tensor = NULL;
+    int64_t scalar_dims[1] = {0};
+    int rc = -1;
+    size_t t = 0;
+    while (t < N_TYPES && strcmp(kTypes[t].dtype, in->dtype) != 0) ++t;
+    if (t == N_TYPES) {
+        snprintf(err, err_size, "input '%s': no OpenVINO element type for %s", in->name, in->dtype);
+        return -1;
+    }
+    if (in->rank > 0) OV_CHECK(ov_shape_create(in->rank, in->shape, &shape));
+    else shape.dims = scalar_dims; /* ov_shape_create rejects rank 0; a {0, dims} shape is a scalar */
+    /* Wraps the host buffer without a copy; OpenVINO only reads inputs. */
+    OV_CHECK(ov_tensor_create_from_host_ptr(kTypes[t].type, shape, in->data, &tensor));
+    OV_CHECK(ov_infer_request_set_tensor(r->request, in->name, tensor));
+    rc = 0;
+cleanup:
+    if (tensor) ov_tensor_free(tensor);
+    if (shape.dims && shape.dims != scalar_dims) ov_shape_free(&shape);
+    return rc;
+}
+
+/* Copy output `name` out of OpenVINO's buffer into `out`. */
+static int get_output(ov_runner* r, const char* name, ek_tensor* out, char* err, size_t err_size) {
+    ov_tensor_t* tensor = NULL;
+    ov_shape_t shape = {0, NULL};
+    ov_element_type_e type;
+    void* data = NULL;
+    int rc = -1;
+    size_t t = 0;
+    OV_CHECK(ov_infer_request_get_tensor(r->request, name, &tensor));
+    if (ov_tensor_get_shape(tensor, &shape) != OK) { /* it refuses rank 0, as ov_shape_create does */
+        size_t count = 0;
+        OV_CHECK(ov_tensor_get_size(tensor, &count));
+        if (count != 1) OV_CHECK(ov_tensor_get_shape(tensor, &shape)); /* not a scalar: report the error */
+        shape.rank = 0, shape.dims = NULL;
+    }
+    OV_CHECK(ov_tensor_get_element_type(tensor, &type));
+    OV_CHECK(ov_tensor_data(tensor, &data));
+    while (t < N_TYPES && kTypes[t].type != type) ++t;
+    if (t == N_TYPES || ek_tensor_init(out, name, kTypes[t].dtype, (int)shape.rank, shape.dims) != 0) {
+        snprintf(err, err_size, "output '%s': unsupported element type %d or rank %lld", name, (int)type,
+                 (long long)shape.rank);
+        goto cleanup;
+    }
+    memcpy(out->data, data, out->count * out->item_size);
+    rc = 0;
+cleanup:
+    if (shape.dims) ov_shape_free(&shape);
+    if (tensor) ov_tensor_free(tensor);
+    return rc;
+}
+
+/* Run one sample; fills outputs[i] for the manifest's outputs (n of them). */
+static int run_sample(ov_runner* r, const ek_sample* s, const cJSON* specs, ek_tensor* outputs, char* err,
+                      size_t err_size) {
+    for (size_t i = 0; i < s->n_inputs; ++i)
+        if (set_input(r, &s->inputs[i], err, err_size) != 0) return -1;
+    OV_CHECK(ov_infer_request_infer(r->request));
+    size_t k = 0;
+    const cJSON* spec;
+    cJSON_ArrayForEach(spec, specs) {
+        const cJSON* name = cJSON_GetObjectItemCaseSensitive(spec, "name");
+        if (!cJSON_IsString(name) || get_output(r, name->valuestring, &outputs[k++], err, err_size) != 0) return -1;
+    }
+    return 0;
+cleanup:
+    return -1;
+}
+
+static int parse_number(const char* text, double* out) {
+    char* end = NULL;
+    *out = strtod(text, &end);
+    return end != text && *end == '\0';
+}
+
+int main(int argc, char** argv) {
+    const char *bundle_dir = NULL, *device = "CPU", *model = NULL;
+    ek_tolerance tol = {1e-4, 1e-3};
+    for (int i = 1; i < argc; ++i) {
+        const char* arg = argv[i];
+        const int has_value = i + 1 < argc;
+        if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) return fprintf(stderr, "%s\n", kUsage), 0;
+        else if (!strcmp(arg, "--device") && has_value) device = argv[++i];
+        else if (!strcmp(arg, "--model") && has_value) model = argv[++i];
+        else if (!strcmp(arg, "--atol") && has_value && parse_number(argv[++i], &tol.atol)) continue;
+        else if (!strcmp(arg, "--rtol") && has_value && parse_number(argv[++i], &tol.rtol)) continue;
+        else if (arg[0] != '-' && !bundle_dir) bundle_dir = arg;
+        else return ek_report_error(bundle_dir, kUsage);
+    }
+    if (!bundle_dir) return ek_report_error("", kUsage);
+
+    char err[1024] = "";
+    ek_bundle bundle;
+    if (ek_bundle_load(bundle_dir, &bundle, err, sizeof err) != 0) {
+        ek_bundle_free(&bundle);
+        return ek_report_error(bundle_dir, err);
+    }
+    const char* weights = NULL;
+    if (!model && (model = ek_artifact_field(&bundle, "openvino", "path")))
+        weights = ek_artifact_field(&bundle, "openvino", "weights");
+    if (!model) model = ek_artifact_field(&bundle, "onnx", "path"); /* OpenVINO reads ONNX too */
+    if (!model || bundle.n_samples == 0) {
+        snprintf(err, sizeof err, "%s: %s", bundle_dir, model ? "the bundle has no testdata to check" : "no openvino or onnx artifact");
+        ek_bundle_free(&bundle);
+        return ek_report_error(bundle_dir, err);
+    }
+    char* model_path = ek_path_join(bundle_dir, model);
+    char* weights_path = weights ? ek_path_join(bundle_dir, weights) : NULL;
+    const cJSON* specs = cJSON_GetObjectItemCaseSensitive(bundle.manifest, "outputs");
+    const size_t n_outputs = (size_t)cJSON_GetArraySize(specs);
+    ek_tensor* outputs = calloc(n_outputs + 1, sizeof *outputs);
+
+    ek_report report;
+    ek_report_init(&report);
+    report.bundle = bundle_dir, report.runtime = "openvino", report.api = "c", report.device = device;
+    report.model = model, report.tol = tol;
+    ov_runner runner;
+    int rc = runner_open(&runner, model_path, weights_path, device, err, sizeof err) == 0 ? 0 : 2;
+    for (size_t i = 0; rc == 0 && i < bundle.n_samples; ++i) {
+        const ek_sample* s = &bundle.samples[i];
+        if (run_sample(&runner, s, specs, outputs, err, sizeof err) != 0) rc = 2;
+        ek_report_paths(&report, s->inputs, s->n_inputs);
+        ek_report_paths(&report, outputs, n_outputs);
+        for (size_t k = 0; rc == 0 && k < s->n_outputs; ++k) {
+            const ek_tensor* got = NULL;
+            for (size_t j = 0; j < n_outputs; ++j)
+                if (outputs[j].name && !strcmp(outputs[j].name, s->outputs[k].name)) got = &outputs[j];
+            ek_report_compare(&report, i, &s->outputs[k], got);
+        }
+        for (size_t j = 0; j < n_outputs; ++j) ek_tensor_free(&outputs[j]);
+        report.samples++;
+    }
+    if (rc == 0) {
+        ek_report_print(&report, stdout);
+        rc = ek_report_passed(&report) ? 0 : 1;
+    } else {
+        rc = ek_report_error(bundle_dir, err);
+    }
+    runner_close(&runner);
+    ek_report_free(&report);
+    free(outputs);
+    free(model_path);
+    free(weights_path);
+    ek_bundle_free(&bundle);
+    return rc;
+}
