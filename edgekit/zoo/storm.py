@@ -1,0 +1,229 @@
+"""zoo:storm — StoRM speech enhancement (Lemercier, Richter, Welker, Gerkmann, TASLP 2023) with a run-time
+step count: the predictive pass D(y) runs once, then `num_steps` predictor–corrector steps of the
+OUVE reverse diffusion run inside ONE `while_loop` (→ one ONNX `Loop`, whatever N is).
+
+Graph inputs / outputs (float32 unless noted; F = 256 bins; `frames` dynamic, see below):
+- `noisy_spec` [1, 2, 256, frames]: compressed complex STFT (Re, Im) from `storm_audio.spec_from_wave`.
+- `num_steps` int64 scalar: N; clamped in-graph to [1, max_steps] (the Python helpers reject bad N).
+- `noise` [max_steps + 1, 2, 2, 256, frames]: standard normal noise. `noise[0, 0]` is the prior noise
+  (x_T = D(y) + std(1)·noise[0, 0]; `noise[0, 1]` is unused); step i (0-based) uses `noise[1 + i, 0]`
+  for its corrector and `noise[1 + i, 1]` for its predictor.
+- `enhanced_spec` [1, 2, 256, frames]: the last predictor step's noise-free mean.
+
+`frames` must be a multiple of m = 2**(levels−1) (the U-Net's down-sampling; 8 for levels=4) and ≥ 2m;
+the exported dim is named `{m}*frame_blocks`. `storm_audio.spec_from_wave` zero-pads, `wave_from_spec`
+crops. Step i uses t_i = 1 − i·dt, dt = (1 − t_eps)/(N − 1) (N = 1: t_0 = 1, dt = 1 − t_eps).
+
+Export through `torch.export.export(..., strict=False)` and then `torch.onnx.export(program, dynamo=True)`
+(what edgekit.export.onnx does). Handing the module straight to `torch.onnx.export` fails with torch
+2.13: its deferred runtime asserts put `aten.sym_stride` (no ONNX lowering) into the Loop body.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch._higher_order_ops.while_loop import while_loop
+
+from edgekit.errors import EdgekitError, SourceError
+from edgekit.zoo import storm_audio as audio
+from edgekit.zoo import storm_sde as sde
+from edgekit.zoo.registry import register_zoo
+from edgekit.zoo.storm_nets import UNet
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "storm_nf16.pt"
+
+
+class StoRM(nn.Module):
+    """noisy compressed spectrum → enhanced one: D(y) once, then N predictor–corrector steps."""
+
+    input_names = ("noisy_spec", "num_steps", "noise")
+    output_names = ("enhanced_spec",)
+
+    def __init__(self, nf: int = 16, levels: int = 4, max_steps: int = 50, beta: float = audio.DEFAULT_BETA):
+        super().__init__()
+        if levels < 1 or nf < 4 or nf % 4:
+            raise SourceError(f"zoo:storm: need levels >= 1 and nf a multiple of 4 >= 4, got {nf=}, {levels=}")
+        if max_steps < 1:
+            raise SourceError(f"zoo:storm: max_steps must be >= 1, got {max_steps}")
+        self.nf, self.levels, self.max_steps, self.beta = nf, levels, max_steps, beta
+        self.frame_multiple = 2 ** (levels - 1)  # the U-Net's total down-sampling along frames
+        self.predictive = UNet(2, nf, levels, time_embedding=False)
+        self.score_net = UNet(6, nf, levels, time_embedding=True)
+
+    # --- the two networks ----------------------------------------------------------------------
+    def predict(self, y: torch.Tensor) -> torch.Tensor:
+        """The predictive model alone: D(y) = y + U-Net(y) (a residual output: our choice, it trains faster)."""
+        return y + self.predictive(y)
+
+    def score(self, x: torch.Tensor, y: torch.Tensor, dy: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """s(x_t, [y, D(y)], t) = U-Net(x_t, y, D(y); t) / std(t); `t` has shape [B]."""
+        out = self.score_net(torch.cat([x, y, dy], dim=1), t)
+        return out / sde.marginal_std(t)[:, None, None, None]
+
+    # --- the exported graph --------------------------------------------------------------------
+    def forward(self, noisy_spec: torch.Tensor, num_steps: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        y = noisy_spec
+        dy = self.predict(y)
+        n = torch.clamp(num_steps, 1, self.max_steps)
+        dt = (1.0 - sde.T_EPS) / torch.clamp(n - 1, min=1).to(torch.float32)
+        x_init = dy + sde.prior_std() * noise[0, 0:1]
+        g_scale = math.sqrt(2.0 * sde.LOG_RATIO)
+
+        def keep_going(i, x, x_mean):
+            return i < n
+
+        def step(i, x, x_mean):
+            t = (1.0 - i.to(torch.float32) * dt).reshape(1)
+            z = noise.index_select(0, (i + 1).reshape(1))[0]  # [2 (corrector, predictor), 2, F, T]
+            # corrector: one annealed Langevin step, step size 2(r·std)² (sgmse AnnealedLangevinDynamics)
+            step_size = 2.0 * (sde.SNR * sde.marginal_std(t)) ** 2
+            x = x + step_size * self.score(x, y, dy, t) + torch.sqrt(2.0 * step_size) * z[0:1]
+            # predictor: reverse-diffusion step x − [γ(D(y) − x)dt − G²·s], G = g(t)·√dt
+            g2dt = (sde.sigma(t) * g_scale) ** 2 * dt
+            x_mean = x - sde.GAMMA * (dy - x) * dt + g2dt * self.score(x, y, dy, t)
+            x = x_mean + torch.sqrt(g2dt) * z[1:2]
+            return i + 1, x, x_mean
+
+        state = (torch.zeros((), dtype=torch.int64), x_init, x_init.clone())
+        if torch.compiler.is_exporting() or torch.compiler.is_compiling():
+            return while_loop(keep_going, step, state)[2]
+        # Eager: the same `step` in a Python loop. Eager `while_loop` wraps itself in torch.compile,
+        # which costs seconds on the first call and on every new frame count.
+        while keep_going(*state):
+            state = step(*state)
+        return state[2]
+
+    # --- Python helpers (validate, then call the graph) -----------------------------------------
+    def enhance_spec(self, noisy_spec: torch.Tensor, num_steps, noise: torch.Tensor | None = None,
+                     seed: int = 0) -> torch.Tensor:
+        """Run the sampler with a validated step count; noise is drawn from `seed` when not given."""
+        n = check_num_steps(num_steps, self.max_steps)
+        check_frames(noisy_spec.shape[-1], self.frame_multiple)
+        if noise is None:
+            noise = make_noise(self.max_steps, noisy_spec.shape[-1], seed)
+        with torch.no_grad():
+            return self(noisy_spec, torch.tensor(n, dtype=torch.int64), noise)
+
+    def enhance(self, waveform, num_steps: int, seed: int = 0) -> torch.Tensor:
+        """16 kHz waveform [L] → enhanced waveform [L] (STFT → sampler → iSTFT)."""
+        wave = torch.as_tensor(np.asarray(waveform), dtype=torch.float32).reshape(-1)
+        spec, norm, _ = audio.spec_from_wave(wave, self.beta, self.frame_multiple)
+        out = self.enhance_spec(spec, num_steps, seed=seed)
+        return audio.wave_from_spec(out, norm, wave.numel(), self.beta)
+
+    def predict_wave(self, waveform) -> torch.Tensor:
+        """16 kHz waveform [L] → the predictive model's estimate D(y) as a waveform [L]."""
+        wave = torch.as_tensor(np.asarray(waveform), dtype=torch.float32).reshape(-1)
+        spec, norm, _ = audio.spec_from_wave(wave, self.beta, self.frame_multiple)
+        with torch.no_grad():
+            out = self.predict(spec)
+        return audio.wave_from_spec(out, norm, wave.numel(), self.beta)
+
+    # --- hooks edgekit reads ----------------------------------------------------------------------
+    def example_inputs(self):
+        frames = 3 * self.frame_multiple
+        spec = 0.3 * torch.randn(1, 2, audio.N_BINS, frames, generator=torch.Generator().manual_seed(1))
+        n = torch.tensor(max(1, self.max_steps // 2), dtype=torch.int64)
+        return spec, n, make_noise(self.max_steps, frames, seed=2)
+
+    def dynamic_shapes(self):
+        # frames = frame_multiple · k, k ≥ 2 (torch.export guards that no U-Net level shrinks to 1 frame)
+        frames = self.frame_multiple * torch.export.Dim("frame_blocks", min=2)
+        return {"noisy_spec": {3: frames}, "noise": {4: frames}}
+
+    def validation_feeds(self):
+        """Fixed spectrum and noise; N ∈ {1, max_steps // 2, max_steps}."""
+        spec, _, noise = self.example_inputs()
+        steps = sorted({1, max(1, self.max_steps // 2), self.max_steps})
+        return [{"noisy_spec": spec, "num_steps": torch.tensor(s, dtype=torch.int64), "noise": noise}
+                for s in steps]
+
+
+def check_num_steps(num_steps, max_steps: int) -> int:
+    """Return N as an int, or raise EdgekitError for a non-integer, a non-int64 array or N ∉ [1, max]."""
+    value = num_steps
+    if isinstance(value, (torch.Tensor, np.ndarray, np.generic)):
+        dtype = value.dtype
+        if dtype not in (torch.int64, np.dtype("int64")):
+            raise EdgekitError(f"zoo:storm: num_steps must be an int64 scalar, got dtype {dtype}")
+        count = value.numel() if isinstance(value, torch.Tensor) else value.size
+        if count != 1:
+            raise EdgekitError(f"zoo:storm: num_steps must be a scalar, got shape {tuple(value.shape)}")
+        value = int(value.item())
+    elif isinstance(value, bool) or not isinstance(value, int):
+        raise EdgekitError(f"zoo:storm: num_steps must be an integer, got {type(value).__name__} {value!r}")
+    if not 1 <= value <= max_steps:
+        raise EdgekitError(f"zoo:storm: num_steps must be in [1, {max_steps}] (max_steps), got {value}")
+    return value
+
+
+def check_frames(frames: int, multiple: int) -> None:
+    """Raise EdgekitError unless `frames` is a multiple of `multiple` and at least 2·multiple."""
+    if frames % multiple or frames < 2 * multiple:
+        raise EdgekitError(
+            f"zoo:storm: frames must be a multiple of {multiple} and >= {2 * multiple}, got {frames} "
+            "(pad with storm_audio.spec_from_wave(..., frame_multiple=model.frame_multiple))"
+        )
+
+
+def make_noise(max_steps: int, frames: int, seed: int = 0) -> torch.Tensor:
+    """Standard normal `noise` input [max_steps + 1, 2, 2, 256, frames] drawn from `seed`."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(max_steps + 1, 2, 2, audio.N_BINS, frames, generator=gen)
+
+
+def storm_feed(model: StoRM, noisy_spec, num_steps, seed: int = 0) -> dict[str, np.ndarray]:
+    """A validated feed dict for any runner (ONNX Runtime, OpenVINO, …)."""
+    n = check_num_steps(num_steps, model.max_steps)
+    spec = np.asarray(noisy_spec, dtype=np.float32)
+    check_frames(spec.shape[-1], model.frame_multiple)
+    noise = make_noise(model.max_steps, spec.shape[-1], seed).numpy()
+    return {"noisy_spec": spec, "num_steps": np.array(n, dtype=np.int64), "noise": noise}
+
+
+def load_weights(model: StoRM, weights: str) -> StoRM:
+    """"default" → the shipped checkpoint, "none" → keep the random init, else a checkpoint path."""
+    if weights == "none":
+        return model
+    path = DEFAULT_WEIGHTS if weights == "default" else Path(weights)
+    if not path.is_file():
+        raise SourceError(f"zoo:storm: weights file {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise SourceError(f"zoo:storm: cannot read weights {path}: {type(exc).__name__}: {exc}") from exc
+    config = checkpoint.get("config", {})
+    wanted = {"nf": model.nf, "levels": model.levels, "beta": model.beta}
+    if any(config.get(k) != v for k, v in wanted.items()):
+        raise SourceError(
+            f"zoo:storm: weights {path.name} were trained with {config}, but the model asks for {wanted} "
+            "(use weights=none for a random init, or matching nf/levels/beta)"
+        )
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as exc:
+        raise SourceError(f"zoo:storm: weights {path} do not fit the model: {exc}") from exc
+    return model
+
+
+@register_zoo(
+    "storm",
+    "StoRM speech enhancement: predictive U-Net + score diffusion, N predictor-corrector steps in one Loop",
+    tiny={"nf": 4, "levels": 2, "max_steps": 4, "weights": "none"},
+)
+def build_storm(nf: int = 16, levels: int = 4, max_steps: int = 50, beta: float = audio.DEFAULT_BETA,
+                weights: str = "default", seed: int = 0) -> StoRM:
+    torch.manual_seed(seed)
+    return load_weights(StoRM(nf=nf, levels=levels, max_steps=max_steps, beta=beta), weights).eval()
+
+
+def enhance(waveform, num_steps: int = 20, seed: int = 0, model: StoRM | None = None) -> torch.Tensor:
+    """Enhance a 16 kHz waveform with the shipped model (or `model`); returns the waveform [L]."""
+    model = model if model is not None else build_storm()
+    return model.enhance(waveform, num_steps, seed)
