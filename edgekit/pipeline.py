@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgekit.bundle import Bundle, Manifest, finalize_artifacts, staged_bundle, write_json_atomic
-from edgekit.errors import BackendUnavailable, EdgekitError, ValidationFailed
+from edgekit.errors import BackendUnavailable, EdgekitError, ExportError, ValidationFailed
 from edgekit.export.controlflow import check_control_flow_kept, control_flow_counts, load_onnx
 from edgekit.export.targets import TARGETS, BuildContext
 from edgekit.sources import ModelSource
@@ -113,7 +113,12 @@ def _stage_onnx(source, root, log_path, options, reporter):
         exported = onnx_from_torch(source, root / "model.onnx", log_path, opset=options.opset)
     import torch
 
-    torch.export.save(exported.exported, str(root / "model.pt2"))
+    try:
+        torch.export.save(exported.exported, str(root / "model.pt2"))
+    except Exception as exc:  # the program exported but torch cannot serialize one of its nodes
+        reason = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)[:300]
+        raise ExportError(f"{source.spec}: saving the torch.export program (model.pt2, the reference) failed: "
+                          f"{type(exc).__name__}: {reason}") from exc
     artifacts["torch"] = {"path": "model.pt2", "torch_version": torch.__version__.split("+")[0]}
     artifacts["onnx"] = _onnx_entry(root, exported.opset)
     model = load_onnx(root / "model.onnx", load_external_data=False)

@@ -37,9 +37,21 @@ class TorchRunner(BaseRunner):
         return {s.name: v for s, v in zip(self._outputs, values)}
 
 
-def runner_from_bundle(bundle, threads: int | None = None, **_) -> TorchRunner:
+def runner_from_bundle(bundle, threads: int | None = None, eager: bool = True, **_) -> TorchRunner:
+    """PyTorch eager on the bundle's model. With `eager`, a zoo model is rebuilt as users run it (its
+    Python control flow; the exported program's cond/while_loop recompile on every eager call, ~1 s for
+    a sampler) when its weights hash matches the manifest; otherwise the saved `model.pt2` runs."""
     import torch
 
-    program = torch.export.load(str(bundle.artifact_path("torch")))
     m = bundle.manifest
+    if eager and m.source.get("kind") == "zoo":
+        from edgekit.sources import resolve_source
+
+        try:
+            source = resolve_source(m.source["spec"])
+        except Exception:  # the zoo changed since the export: the saved program is the reference
+            source = None
+        if source is not None and source.sha256 == m.source.get("sha256"):
+            return TorchRunner(source.module, m.inputs, m.outputs, threads=threads)
+    program = torch.export.load(str(bundle.artifact_path("torch")))
     return TorchRunner(program.module(), m.inputs, m.outputs, threads=threads)
