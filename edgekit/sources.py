@@ -13,7 +13,7 @@ import importlib
 import importlib.util
 import inspect
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ MODEL_HOOKS = {
     "input_names / output_names": "names of the graph inputs and outputs (else forward()'s parameters, output_N)",
     "dynamic_shapes()": "{input: {axis: dim name or torch.export.Dim}} for dynamic dims",
     "validation_feeds()": "list of {input: tensor} feeds that drive every branch / step count",
+    "input_ranges()": "{input: (min, max)} valid values (e.g. a step count), checked by every runner",
 }
 __doc__ += "".join(f"\n- `{k}`: {v}" for k, v in MODEL_HOOKS.items()) + "\n"
 
@@ -180,6 +181,12 @@ def _from_built(spec, kind, built, input_specs, dynamic, sha256) -> ModelSource:
     output_names = list(getattr(module, "output_names", None) or []) or _count_outputs(spec, module, examples)
     dims = _dynamic_dims(spec, module, names, examples, input_specs, dynamic)
     specs = [_spec_of(n, t, dims.get(n, {})) for n, t in zip(names, examples)]
+    if callable(getattr(module, "input_ranges", None)):
+        ranges = module.input_ranges() or {}
+        unknown = set(ranges) - set(names)
+        if unknown:
+            raise SourceError(f"{spec}: input_ranges() names unknown inputs {', '.join(sorted(unknown))}")
+        specs = [replace(s, range=tuple(ranges[s.name])) if s.name in ranges else s for s in specs]
     feeds = []
     if callable(getattr(module, "validation_feeds", None)):
         feeds = [{k: _to_numpy(v) for k, v in f.items()} for f in module.validation_feeds()]

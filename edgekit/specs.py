@@ -25,16 +25,20 @@ class TensorSpec:
     shape: tuple[Dim, ...]
     dtype: str
     default: Any = field(default=None, compare=False)  # for scalar inputs such as exit thresholds
+    range: tuple | None = field(default=None, compare=False)  # valid [min, max] values, e.g. step counts
 
     def to_json(self) -> dict:
         out = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
         if self.default is not None:
             out["default"] = self.default
+        if self.range is not None:
+            out["range"] = list(self.range)
         return out
 
     @classmethod
     def from_json(cls, data: dict) -> "TensorSpec":
-        return cls(data["name"], tuple(data["shape"]), data["dtype"], data.get("default"))
+        valid = tuple(data["range"]) if data.get("range") is not None else None
+        return cls(data["name"], tuple(data["shape"]), data["dtype"], data.get("default"), valid)
 
     @property
     def is_float(self) -> bool:

@@ -79,6 +79,13 @@ class BaseRunner:
                 raise EdgekitError(
                     f"{self.name}: input {name!r} is {value.dtype.name}, the model expects {spec.dtype}"
                 )
+            if spec.range is not None and value.size:
+                low, high = spec.range
+                if value.min() < low or value.max() > high:
+                    shown = value.item() if value.size == 1 else f"values {value.min()}..{value.max()}"
+                    raise EdgekitError(
+                        f"{self.name}: input {name!r} = {shown} is outside its valid range [{low}, {high}]"
+                    )
             # not np.ascontiguousarray: it turns 0-d scalars (thresholds, step counts) into shape (1,)
             checked[name] = value if value.flags.c_contiguous else value.copy(order="C")
         return checked

@@ -69,24 +69,22 @@ class TensorRTRunner(BaseRunner):
             self._context.set_output_allocator(name, self._allocator)
 
     def run(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        # check_feed's np.ascontiguousarray makes scalars 1-d: keep each input's own shape
-        shapes = {name: np.shape(value) for name, value in feed.items()}
         feed = self.check_feed(feed)
         torch, engine, context = self._torch, self._engine, self._context
         keep_alive = []  # inputs must outlive the asynchronous execution
         with torch.cuda.device(self._device), torch.cuda.stream(self._stream):
             for name in self._input_names:
                 trt_dtype = engine.get_tensor_dtype(name)
-                value = np.require(feed[name].reshape(shapes[name]), _numpy_dtype(self._trt, trt_dtype), "C")
+                value = np.require(feed[name], _numpy_dtype(self._trt, trt_dtype), "C")
                 if engine.is_shape_inference_io(name):  # shape tensors are read on the host
                     address = value.ctypes.data
                 else:
                     value = torch.from_numpy(value).to(self._device, _torch_dtype(self._trt, torch, trt_dtype))
                     address = value.data_ptr()
                 keep_alive.append(value)
-                if not context.set_input_shape(name, shapes[name]):
+                if not context.set_input_shape(name, value.shape):
                     low, _, high = engine.get_tensor_profile_shape(name, 0)
-                    raise EdgekitError(f"tensorrt: input {name!r} has shape {list(shapes[name])}; the engine "
+                    raise EdgekitError(f"tensorrt: input {name!r} has shape {list(value.shape)}; the engine "
                                        f"was built for {list(low)} to {list(high)} (rebuild with shape hints)")
                 context.set_tensor_address(name, address)
             if not context.execute_async_v3(self._stream.cuda_stream):

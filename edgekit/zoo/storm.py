@@ -137,6 +137,10 @@ class StoRM(nn.Module):
         frames = self.frame_multiple * torch.export.Dim("frame_blocks", min=2)
         return {"noisy_spec": {3: frames}, "noise": {4: frames}}
 
+    def input_ranges(self):
+        """Valid step counts, recorded in the manifest and checked by every runner before it runs."""
+        return {"num_steps": (1, self.max_steps)}
+
     def validation_feeds(self):
         """Fixed spectrum and noise; N ∈ {1, max_steps // 2, max_steps}."""
         spec, _, noise = self.example_inputs()
