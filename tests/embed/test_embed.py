@@ -68,6 +68,31 @@ def plain_bundle(tmp_path_factory) -> Path:
     return out
 
 
+def _export_tiny_zoo(tmp_path_factory, name: str) -> Path:
+    """A tiny zoo model; its validation feeds drive every exit (rbqe) and N ∈ {1, mid, max} (storm)."""
+    from edgekit.pipeline import ExportOptions, export_bundle
+    from edgekit.sources import resolve_source
+    from edgekit.zoo import load_zoo
+
+    zoo = load_zoo()
+    if name not in zoo:
+        pytest.skip(f"zoo:{name} is not in this checkout")
+    params = ",".join(f"{k}={v}" for k, v in zoo.get(name).tiny.items())
+    out = tmp_path_factory.mktemp(name) / name
+    export_bundle(resolve_source(f"zoo:{name}?{params}"), out, ExportOptions(targets=("onnx", "openvino")))
+    return out
+
+
+@pytest.fixture(scope="session")
+def storm_bundle(tmp_path_factory) -> Path:
+    return _export_tiny_zoo(tmp_path_factory, "storm")
+
+
+@pytest.fixture(scope="session")
+def rbqe_bundle(tmp_path_factory) -> Path:
+    return _export_tiny_zoo(tmp_path_factory, "rbqe")
+
+
 @pytest.fixture(scope="session")
 def executables(tmp_path_factory, toy_bundle) -> dict[str, Path]:
     """Both examples, configured and built once per session with the exact argv `edgekit embed` plans."""
@@ -94,6 +119,28 @@ def run_example(executable: Path, bundle: Path, *flags: str) -> tuple[int, dict,
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1, f"expected one JSON line, got:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     return proc.returncode, json.loads(lines[0]), proc.stderr
+
+
+@pytest.mark.cpp
+@pytest.mark.openvino
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("name, path, expected", [
+    ("storm", "num_steps", None),  # None: the manifest's set, which includes 1 and max_steps
+    ("rbqe", "exit_index", [0, 1, 2, 3, 4]),
+])
+def test_example_reproduces_zoo_models(lang, name, path, expected, executables, request):
+    bundle = request.getfixturevalue(f"{name}_bundle")
+    rc, report, stderr = run_example(executables[lang], bundle)
+    assert rc == 0, (report, stderr)
+    assert report["status"] == "passed" and report["samples"] == count_samples(bundle)
+    assert report["max_abs_err"] <= 1e-4
+    assert report["paths"] == manifest_of(bundle)["validation"]["openvino"]["paths"]
+    if expected is None:
+        steps = report["paths"][path]
+        max_steps = next(i for i in manifest_of(bundle)["inputs"] if i["name"] == path)["range"][1]
+        assert min(steps) == 1 and max(steps) == max_steps
+    else:
+        assert report["paths"][path] == expected
 
 
 def count_samples(bundle: Path) -> int:
