@@ -352,6 +352,9 @@ def _print_validation(block: dict) -> None:
             console.print(f"  [red]{name}[/]: {failure}")
 
 
+KEY_LAYERS = ("CONDITION", "TRIP_LIMIT", "RECURRENCE", "LOOP_OUTPUT", "ITERATOR", "QUANTIZE", "DEQUANTIZE")
+
+
 def _print_inspect(info: dict) -> None:
     onnx = info.get("onnx")
     manifest = info.get("manifest")
@@ -365,7 +368,9 @@ def _print_inspect(info: dict) -> None:
                 details = ", ".join(f"{k}={v}" for k, v in e.items()
                                     if k in ("opset", "compute_capability", "builder", "openvino_version", "torch_version"))
                 if e.get("layers"):
-                    details += "; layers: " + ", ".join(f"{k}×{v}" for k, v in list(e["layers"].items())[:8])
+                    # the most frequent layer types, plus every control-flow and Q/DQ type whatever its count
+                    shown = list(e["layers"])[:6] + [k for k in e["layers"] if k in KEY_LAYERS]
+                    details += "; layers: " + ", ".join(f"{k}×{e['layers'][k]}" for k in dict.fromkeys(shown))
                 table.add_row(key, e["path"], e.get("precision", "fp32"),
                               f"{e.get('size_bytes', 0) / 1e6:.2f}", details)
         console.print(table)
