@@ -82,7 +82,7 @@ def bench(bundle, feed: dict, quick: bool, runtimes=None, throughput=False) -> l
 
     cases = [c for c in plan_cases(bundle, runtimes or RUNTIMES, precisions=[])
              if throughput or c.mode == "latency"]
-    settings = BenchSettings(warmup=2 if quick else 10, iters=5 if quick else 50)
+    settings = BenchSettings(warmup=2 if quick else 3, iters=5 if quick else 20)
     results = run_cases(bundle, cases, settings, feed)
     add_torch_ratios(results)
     return results
@@ -91,7 +91,7 @@ def bench(bundle, feed: dict, quick: bool, runtimes=None, throughput=False) -> l
 def row(result, **extra) -> dict:
     return {"runtime": result.runtime, "precision": result.precision, "mode": result.mode, "status": result.status,
             "reason": result.reason, "p50_ms": result.latency_ms.get("p50"), "p90_ms": result.latency_ms.get("p90"),
-            "vs_torch": result.vs_torch, "peak_mb": result.peak_rss_mb, **extra}
+            "vs_torch": result.vs_torch, "peak_mb": result.peak_rss_mb, "runner": result.runner, **extra}
 
 
 # --- sections ------------------------------------------------------------------------------------
@@ -258,7 +258,7 @@ def main(argv=None) -> int:
     for name in args.only or list(SECTIONS):
         start = time.perf_counter()
         data = SECTIONS[name](args.quick, peak)
-        data.update(machine=info, quick=args.quick, iters=5 if args.quick else 50,
+        data.update(machine=info, quick=args.quick, iters=5 if args.quick else 20,
                     seconds=time.perf_counter() - start)
         suffix = "-quick" if args.quick else ""
         (RESULTS / f"{name}{suffix}.json").write_text(json.dumps(data, indent=1, default=str) + "\n")

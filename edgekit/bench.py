@@ -45,6 +45,7 @@ class BenchResult:
     clock: str = "perf_counter_ns"
     validation: dict | None = None  # for precision hints (bf16): parity vs the testdata reference outputs
     samples_ms: list[float] = field(default_factory=list, repr=False)
+    runner: str | None = None  # what the runner executed, when it says (torch: eager module or model.pt2)
 
     def __bool__(self) -> bool:
         return self.status == "ok"

@@ -60,6 +60,7 @@ def _measure(bundle_path, case, settings, feed, result, send) -> None:
         result.status, result.reason = "unavailable", exc.reason
         return
     result.load_ms = (time.perf_counter_ns() - start) / 1e6
+    result.runner = getattr(runner, "kind", None)
     tick = _progress(send, settings)
     with runner:
         if case.validate:

@@ -13,9 +13,11 @@ from edgekit.specs import TensorSpec
 class TorchRunner(BaseRunner):
     name = "torch"
 
-    def __init__(self, module, inputs: list[TensorSpec], outputs: list[TensorSpec], threads: int | None = None):
+    def __init__(self, module, inputs: list[TensorSpec], outputs: list[TensorSpec], threads: int | None = None,
+                 kind: str = "module"):
         super().__init__(inputs, outputs)
         self._module = module
+        self.kind = kind  # what runs: "eager module" or "model.pt2" (reported by `edgekit bench`)
         if threads:
             import torch
 
@@ -52,6 +54,6 @@ def runner_from_bundle(bundle, threads: int | None = None, eager: bool = True, *
         except Exception:  # the zoo changed since the export: the saved program is the reference
             source = None
         if source is not None and source.sha256 == m.source.get("sha256"):
-            return TorchRunner(source.module, m.inputs, m.outputs, threads=threads)
+            return TorchRunner(source.module, m.inputs, m.outputs, threads=threads, kind="eager module")
     program = torch.export.load(str(bundle.artifact_path("torch")))
-    return TorchRunner(program.module(), m.inputs, m.outputs, threads=threads)
+    return TorchRunner(program.module(), m.inputs, m.outputs, threads=threads, kind="model.pt2")
