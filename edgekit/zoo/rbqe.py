@@ -1,0 +1,260 @@
+"""zoo:rbqe — RBQE, resource-efficient blind quality enhancement of compressed images with early exits
+(Xing et al., ECCV 2020): a nested UNet++ on the luma channel whose exits are chosen in-graph by the IQAM
+quality score, as a chain of nested `torch.cond` (→ nested ONNX `If`). The reference dynamic model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edgekit.errors import SourceError
+from edgekit.zoo.rbqe_iqam import PATCH_SIZE, Iqam
+from edgekit.zoo.registry import register_zoo
+
+DEFAULT_THRESHOLD = {"jpeg": 0.79, "hevc": 0.89}  # the paper's thresholds
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+SHIPPED_WEIGHTS = {("jpeg", 32, 5): WEIGHTS_DIR / "rbqe_jpeg_w32.pt"}
+
+
+class Eca(nn.Module):
+    """Efficient channel attention: global average pool → 1-D conv (k=3) across channels → sigmoid gate.
+
+    `groups` ECAs over a concatenation of `groups` equal-width edges run as one grouped convolution, each
+    group with its own kernel and zero padding at its borders: the same maths as separate ECAs in ~1/groups
+    of the graph nodes (each nested torch.cond level re-traces its branches, so node count sets export time).
+    """
+
+    def __init__(self, groups: int = 1):
+        super().__init__()
+        self.groups = groups
+        self.conv = nn.Conv2d(groups, groups, (3, 1), padding=(1, 0), groups=groups, bias=False)
+
+    def forward(self, x):
+        b, c = x.shape[0], x.shape[1]
+        # Sum over W, then mean over H (÷ W): the global mean, written so OpenVINO keeps two reductions.
+        # Its CPU plugin merges consecutive same-type reduces, and one mean over H·W on a conv's blocked
+        # output came out ~2e-4 off at 128×192 (localised with `edgekit debug`; ONNX Runtime: 1e-7),
+        # which left RBQE outside fp32 parity; as ReduceSum + ReduceMean it stays at ~1e-7. W is counted
+        # with tensor ops: dividing by x.shape[3] puts symbolic arithmetic inside the torch.cond, which
+        # torch.export.save (the bundle's model.pt2) cannot serialize.
+        width = torch.ones_like(x[:1, :1, :1, :]).sum(dim=3, keepdim=True)
+        pooled = x.sum(dim=3, keepdim=True).mean(dim=2, keepdim=True) / width
+        pooled = pooled.view(b, self.groups, c // self.groups, 1)
+        return x * torch.sigmoid(self.conv(pooled)).view(b, c, 1, 1)
+
+
+def _conv_relu(cin, cout, stride=1):
+    return [nn.Conv2d(cin, cout, 3, stride=stride, padding=1), nn.ReLU()]
+
+
+def _separable(cin, cout):
+    # no depthwise bias: the pointwise conv's bias absorbs it (same function class, fewer graph inputs)
+    return nn.Sequential(nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False), nn.Conv2d(cin, cout, 1))
+
+
+class Up(nn.Module):
+    """Node x[i, j>0]: the row's earlier nodes (dense skips) and the lower node x[i+1, j-1] upsampled by a
+    2×2 stride-2 transposed conv, concatenated, each edge gated by its own ECA, then two separable convs.
+
+    The paper gates the lower edge before upsampling; gating it after lets one grouped ECA serve all
+    j + 1 edges of the node: fewer graph nodes, so a faster export (see `Eca`).
+    """
+
+    def __init__(self, skips: int, width: int):
+        super().__init__()
+        self.up = nn.Sequential(nn.ConvTranspose2d(width, width, 2, stride=2), nn.ReLU())
+        self.gate = Eca(groups=skips + 1)
+        cin = (skips + 1) * width
+        self.fuse = nn.Sequential(_separable(cin, width), nn.ReLU(), _separable(width, width), nn.ReLU())
+
+    def forward(self, skips: list[torch.Tensor], lower: torch.Tensor) -> torch.Tensor:
+        return self.fuse(self.gate(torch.cat([*skips, self.up(lower)], dim=1)))
+
+
+class Rbqe(nn.Module):
+    """(image (B,1,H,W) luma in [0,1], threshold scalar) → (enhanced (B,1,H,W), exit_index int64 scalar).
+
+    Node x[i, j] sits at scale i (H/2^i) and column j. Stage k computes the anti-diagonal i + j = k, which
+    is all exit k needs: deeper exits reuse every earlier node. After exits 1..levels-1 the IQAM score of
+    the output (the batch's minimum) is compared with `threshold`; the first exit that reaches it returns,
+    the last always does. H and W must be multiples of 2**levels (32 for the default 5 levels).
+    """
+
+    input_names = ("image", "threshold")
+    output_names = ("enhanced", "exit_index")
+
+    def __init__(self, width: int = 32, levels: int = 5, codec: str = "jpeg"):
+        super().__init__()
+        if codec not in PATCH_SIZE:
+            raise SourceError(f"zoo:rbqe: unknown codec {codec!r} (valid: {', '.join(PATCH_SIZE)})")
+        if levels < 2:
+            raise SourceError("zoo:rbqe: levels must be at least 2")
+        self.width, self.levels, self.codec = width, levels, codec
+        self.threshold = DEFAULT_THRESHOLD[codec]
+        self.stem = nn.Sequential(*_conv_relu(1, width), *_conv_relu(width, width))
+        self.down = nn.ModuleList(
+            nn.Sequential(*_conv_relu(width, width), *_conv_relu(width, width), *_conv_relu(width, width, 2))
+            for _ in range(levels)
+        )
+        self.gate_down = nn.ModuleList(Eca() for _ in range(levels))  # on x[i, 0] → x[i+1, 0]
+        self.up = nn.ModuleDict(
+            {f"{k - j}_{j}": Up(j, width) for k in range(1, levels + 1) for j in range(1, k + 1)}
+        )  # up["i_j"] builds x[i, j]
+        self.gate_exit = nn.ModuleList(Eca() for _ in range(levels))
+        self.exits = nn.ModuleList(_separable(width, 1) for _ in range(levels))
+        self.iqam = Iqam(PATCH_SIZE[codec])
+        self._init_weights()
+
+    def _init_weights(self):
+        # He init, zero bias. PyTorch's default conv init is ~2.4× too small per ReLU layer, so after the
+        # ~10 layers to an exit the features were bias-dominated and training barely moved in minutes.
+        attention = {id(m.conv) for m in self.modules() if isinstance(m, Eca)}  # keep ECA's default
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)) and id(module) not in attention:
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    # --- the network --------------------------------------------------------------------------
+    def _stage(self, k: int, nodes: dict[tuple[int, int], torch.Tensor]) -> torch.Tensor:
+        """Add the nodes of anti-diagonal k to `nodes` and return the top-row feature x[0, k]."""
+        nodes[(k, 0)] = self.down[k - 1](self.gate_down[k - 1](nodes[(k - 1, 0)]))
+        for j in range(1, k + 1):
+            i = k - j
+            skips = [nodes[(i, jj)] for jj in range(j)]
+            nodes[(i, j)] = self.up[f"{i}_{j}"](skips, nodes[(i + 1, j - 1)])
+        return nodes[(0, k)]
+
+    def _exit(self, k: int, top: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        return self.exits[k - 1](self.gate_exit[k - 1](top)) + image  # global residual
+
+    def forward_all(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Every exit's output, shallow to deep (training, dependency tracing)."""
+        nodes = {(0, 0): self.stem(image)}
+        return tuple(self._exit(k, self._stage(k, nodes), image) for k in range(1, self.levels + 1))
+
+    def forward(self, image: torch.Tensor, threshold: torch.Tensor):
+        nodes = {(0, 0): self.stem(image)}
+        return self._continue(1, image, threshold, nodes)
+
+    def _continue(self, k, image, threshold, nodes):
+        """Run stage k and its exit; below the last exit, branch on IQAM ≥ threshold (nested torch.cond)."""
+        out = self._exit(k, self._stage(k, nodes), image)
+        if k == self.levels:
+            return out, torch.full((), k - 1, dtype=torch.int64)
+        keys = list(nodes)
+
+        def stop(out, image, threshold, *features):
+            # clone: a branch may not return its input as is ("Higher order ops do not support aliasing")
+            return out.clone(), torch.full((), k - 1, dtype=torch.int64)
+
+        def go_deeper(out, image, threshold, *features):
+            return self._continue(k + 1, image, threshold, dict(zip(keys, features)))
+
+        good = self.iqam(out).min() >= threshold
+        operands = (out, image, threshold, *nodes.values())
+        if torch.compiler.is_compiling():  # torch.export / torch.compile: the graph keeps the branch
+            return torch.cond(good, stop, go_deeper, operands)
+        # Eager: the same branch functions picked in Python. Eager torch.cond compiles itself with dynamo
+        # for every new input shape (~5 s each), which made the torch reference runner slow.
+        return stop(*operands) if bool(good) else go_deeper(*operands)
+
+    def quality(self, image: torch.Tensor) -> torch.Tensor:
+        """IQAM score per image, (B,)."""
+        return self.iqam(image)
+
+    # --- hooks edgekit reads ----------------------------------------------------------------------
+    def example_inputs(self):
+        torch.manual_seed(0)
+        image = torch.rand(1, 1, 64, 64)
+        return image, torch.tensor(self.threshold, dtype=torch.float32)
+
+    def dynamic_shapes(self):
+        """Named dynamic H and W (strings, as in manifest.json), in torch.export's dict form, which needs
+        every forward argument as a key. torch.export needs no divisibility constraint here: it exports
+        with plain dims (derived `32 * Dim(...)` dims also work but name the ONNX dims "32*height_blocks"
+        and export no faster). H and W must still be multiples of 2**levels at run time; other sizes fail
+        in the runtime (ConvTranspose/Concat shape mismatch)."""
+        return {"image": {2: "height", 3: "width"}, "threshold": None}
+
+    def validation_feeds(self):
+        from edgekit.zoo.rbqe_feeds import feeds_for_every_exit
+
+        return feeds_for_every_exit(self)
+
+
+def load_weights(model: Rbqe, weights: str) -> None:
+    """Load "default" (the shipped checkpoint) or a state-dict path into `model`; raises SourceError."""
+    if weights == "default":
+        path = SHIPPED_WEIGHTS.get((model.codec, model.width, model.levels))
+        if path is None:
+            shipped = ", ".join(f"codec={c} width={w} levels={n}" for c, w, n in SHIPPED_WEIGHTS)
+            raise SourceError(
+                f"zoo:rbqe: no shipped checkpoint for codec={model.codec} width={model.width} "
+                f"levels={model.levels} (shipped: {shipped}); pass weights=none or weights=PATH.pt"
+            )
+    else:
+        path = Path(weights)
+    if not path.is_file():
+        raise SourceError(f"zoo:rbqe: weights file {str(path)!r} not found")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise SourceError(
+            f"zoo:rbqe: {path.name} does not fit width={model.width} levels={model.levels}: {first}"
+        ) from None
+
+
+@register_zoo(
+    "rbqe",
+    "RBQE blind JPEG/HEVC enhancement: UNet++ with 5 IQAM-gated early exits (4 nested If)",
+    tiny={"width": 4, "weights": "none"},
+)
+def build_rbqe(
+    width: int = 32, levels: int = 5, codec: str = "jpeg", weights: str = "default", seed: int = 0
+) -> Rbqe:
+    """Build RBQE. weights: "default" (shipped checkpoint: codec=jpeg, width=32, levels=5), "none" (random
+    init from `seed`) or a path to a state dict. Raises SourceError for a checkpoint that does not fit.
+
+    The model comes back frozen (eval, requires_grad False): with trainable parameters, tracing each
+    nested torch.cond also traces its backward and torch.export took ~9× longer (15 s → 135 s for the
+    tiny model). Call `model.train().requires_grad_(True)` to train or to trace autograd (pruning).
+    """
+    torch.manual_seed(seed)
+    model = Rbqe(width=width, levels=levels, codec=codec)
+    if weights != "none":
+        load_weights(model, weights)
+    return model.eval().requires_grad_(False)
+
+
+def exit_macs(model: Rbqe, height: int = 512, width: int = 512) -> list[int]:
+    """Multiply-accumulates of the convolutions on the path to each exit (IQAM excluded), via hooks."""
+    counts: list[int] = []
+
+    def count(module, inputs, output):
+        if isinstance(module, nn.ConvTranspose2d):
+            kernel = module.weight[0].numel()  # (out/groups)·kh·kw per input element
+            counts.append(inputs[0].numel() * kernel)
+        else:
+            per_output = module.weight[0].numel()  # (in/groups)·kh·kw
+            counts.append(output.numel() * per_output)
+
+    convs = (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d)
+    handles = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, convs)]
+    try:
+        image = torch.zeros(1, 1, height, width)
+        totals = []
+        with torch.no_grad():
+            nodes = {(0, 0): model.stem(image)}
+            for k in range(1, model.levels + 1):
+                model._exit(k, model._stage(k, nodes), image)
+                totals.append(sum(counts))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return totals
