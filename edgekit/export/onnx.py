@@ -120,22 +120,21 @@ def torch_control_flow(program) -> dict[str, int]:
 
 
 def _torch_dynamic_shapes(source: ModelSource) -> dict | None:
-    """{input: {axis: torch.export.Dim}}; the same dim name shares one Dim across inputs."""
+    """{input: {axis: torch.export.Dim}} for torch.export."""
     import torch
 
     if not source.dynamic_shapes:
         return None
-    dims: dict[str, Any] = {}
     shapes = {}
     for spec in source.inputs:
         axes = source.dynamic_shapes.get(spec.name)
         if not axes:
             shapes[spec.name] = None
             continue
-        shapes[spec.name] = {
-            axis: (dims.setdefault(d, torch.export.Dim(d)) if isinstance(d, str) else d)
-            for axis, d in axes.items()
-        }
+        # a named dim becomes Dim.DYNAMIC: torch.export infers its constraints (RBQE's H and W must be
+        # multiples of 32; a strict Dim("height") is refused as "constraints violated"). The names reach
+        # the ONNX through torch.onnx.export's renaming (_named_dynamic_shapes).
+        shapes[spec.name] = {axis: (torch.export.Dim.DYNAMIC if isinstance(d, str) else d) for axis, d in axes.items()}
     return shapes
 
 
