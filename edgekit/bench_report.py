@@ -78,7 +78,7 @@ def markdown_report(payload: dict, results: list[BenchResult]) -> str:
     budget = f"{settings['seconds']} s per row" if settings.get("seconds") else f"{settings['iters']} iterations"
     lines += ["", "## Settings", "",
               f"- source: `{payload.get('source', '-')}`",
-              f"- inputs: " + ", ".join(f"`{k}` {v['shape']} {v['dtype']}" for k, v in payload["inputs"].items()),
+              "- inputs: " + ", ".join(f"`{k}` {v['shape']} {v['dtype']}" for k, v in payload["inputs"].items()),
               f"- feed overrides: {payload['feed'] or 'none'}; batch {settings['batch']}; "
               f"threads {settings['threads'] or 'runtime default'}; device {settings['device']}",
               f"- timing: {settings['warmup']} warm-up calls excluded, then {budget}; median (p50) reported with "

@@ -1,0 +1,65 @@
+"""Rich rendering of command results (validation tables, bundle inspection) on stderr."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from edgekit.ui import console
+
+
+def print_validation(block: dict) -> None:
+    if not block:
+        return
+    table = Table(title="validation")
+    for col in ("runtime", "precision", "status", "samples", "max abs err", "rel L2", "paths"):
+        table.add_column(col)
+    for name, v in block.items():
+        colour = {"passed": "green", "failed": "red", "skipped": "yellow"}[v["status"]]
+        if v["status"] == "skipped":
+            table.add_row(name, "-", f"[{colour}]skipped[/]: {v.get('reason')}", "-", "-", "-", "-")
+            continue
+        paths = "; ".join(f"{k}: {','.join(map(str, vals))}" for k, vals in v.get("paths", {}).items())
+        table.add_row(name, v.get("precision", "fp32"), f"[{colour}]{v['status']}[/]", str(v["samples"]),
+                      f"{v['max_abs_err']:.2e}" if v["max_abs_err"] is not None else "inf",
+                      f"{v['max_rel_l2']:.2e}" if v["max_rel_l2"] is not None else "inf", paths or "-")
+    console.print(table)
+    for name, v in block.items():
+        for failure in v.get("failures", [])[:5]:
+            console.print(f"  [red]{name}[/]: {failure}")
+
+
+KEY_LAYERS = ("CONDITION", "TRIP_LIMIT", "RECURRENCE", "LOOP_OUTPUT", "ITERATOR", "QUANTIZE", "DEQUANTIZE")
+
+
+def print_inspect(info: dict) -> None:
+    onnx = info.get("onnx")
+    manifest = info.get("manifest")
+    if manifest:
+        console.print(f"[bold]bundle[/] {info['bundle']}  source: {manifest['source'].get('spec')}")
+        table = Table(title="artifacts")
+        for col in ("artifact", "file", "precision", "size MB", "details"):
+            table.add_column(col)
+        for key, entry in manifest["artifacts"].items():
+            for e in entry if isinstance(entry, list) else [entry]:
+                details = ", ".join(f"{k}={v}" for k, v in e.items()
+                                    if k in ("opset", "compute_capability", "builder", "openvino_version", "torch_version"))
+                if e.get("layers"):
+                    # the most frequent layer types, plus every control-flow and Q/DQ type whatever its count
+                    shown = list(e["layers"])[:6] + [k for k in e["layers"] if k in KEY_LAYERS]
+                    details += "; layers: " + ", ".join(f"{k}×{e['layers'][k]}" for k in dict.fromkeys(shown))
+                table.add_row(key, e["path"], e.get("precision", "fp32"),
+                              f"{e.get('size_bytes', 0) / 1e6:.2f}", details)
+        console.print(table)
+        print_validation(manifest.get("validation", {}))
+    if onnx:
+        io = Table(title=f"{onnx['path']} · opset {onnx['opset']} · {onnx['parameters']:,} parameters · "
+                         f"{onnx['size_bytes'] / 1e6:.2f} MB")
+        for col in ("", "name", "shape", "dtype"):
+            io.add_column(col)
+        for role in ("inputs", "outputs"):
+            for s in onnx[role]:
+                io.add_row(role[:-1], s["name"], "×".join(map(str, s["shape"])) or "scalar", s["dtype"])
+        console.print(io)
+        cf = onnx["control_flow"]
+        console.print(f"control flow: If {cf['If']} (nesting depth {onnx['if_nesting_depth']}), Loop {cf['Loop']}")
+        console.print("ops: " + ", ".join(f"{k}×{v}" for k, v in onnx["ops"].items()))
