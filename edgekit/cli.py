@@ -140,6 +140,8 @@ def export(
     rel_l2: Optional[float] = typer.Option(None, "--rel-l2", help="Max relative L2 error (default by precision)."),
     data: Optional[Path] = typer.Option(None, help=".npz with validation feeds (keys NAME or K/NAME)."),
     trt_arch: Optional[str] = typer.Option(None, "--trt-arch", help="TensorRT archs, e.g. sm86,sm89 or current."),
+    trt_shape: Optional[List[str]] = typer.Option(
+        None, "--trt-shape", help="TensorRT profile: NAME:SHAPE (fixed) or NAME:MIN,OPT,MAX (repeatable)."),
     opset: int = typer.Option(18, help="ONNX opset."),
     force: bool = typer.Option(False, "--force", help="Replace an existing bundle at --out."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON on stdout."),
@@ -148,7 +150,7 @@ def export(
     from edgekit.bundle import check_destination
     from edgekit.pipeline import ExportOptions, check_targets, export_bundle
     from edgekit.sources import resolve_source
-    from edgekit.specs import parse_dynamic_spec, parse_input_spec
+    from edgekit.specs import parse_dynamic_spec, parse_input_spec, parse_profile_spec
     from edgekit.validate import load_npz_feeds
 
     json_out = JsonOut(as_json)
@@ -168,7 +170,8 @@ def export(
         targets=targets, precision=precision, validate=validate, samples=samples,
         tolerance=_tolerance(atol, rtol, rel_l2), force=force, opset=opset,
         extra_feeds=load_npz_feeds(data, model.inputs) if data else [],
-        target_options={"trt_arch": trt_arch} if trt_arch else {},
+        target_options={**({"trt_arch": trt_arch} if trt_arch else {}),
+                        **({"trt_shapes": dict(parse_profile_spec(t) for t in trt_shape)} if trt_shape else {})},
         calib=calib, calib_samples=calib_samples,
     )
     try:

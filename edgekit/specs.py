@@ -140,3 +140,15 @@ def dtype_name(dtype: Any) -> str:
     return {"float": "float32", "double": "float64", "half": "float16", "long": "int64", "int": "int32"}.get(
         text, text
     )
+
+
+def parse_profile_spec(text: str) -> tuple[str, tuple]:
+    """`--trt-shape image:1x1x256x256` (a fixed shape) or `image:MIN,OPT,MAX` → (name, (min, opt, max))."""
+    name, sep, shapes = text.partition(":")
+    try:
+        parsed = [tuple(int(d) for d in part.split("x")) for part in shapes.split(",")] if sep and name else []
+    except ValueError:
+        parsed = []
+    if len(parsed) not in (1, 3) or any(d <= 0 for shape in parsed for d in shape):
+        raise EdgekitError(f"--trt-shape {text!r}: expected NAME:SHAPE or NAME:MIN,OPT,MAX, e.g. image:1x1x256x256")
+    return name, tuple(parsed * 3 if len(parsed) == 1 else parsed)

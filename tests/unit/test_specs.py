@@ -36,3 +36,13 @@ def test_apply_feeds_casts_to_input_dtype_and_rejects_unknown_names():
     assert out["threshold"].dtype == np.float32 and out["threshold"].shape == ()
     with pytest.raises(EdgekitError, match="no input 'thresh'"):
         apply_feeds(feed, {"thresh": 1}, specs)
+
+
+def test_parse_profile_spec_fixed_and_range():
+    from edgekit.specs import parse_profile_spec
+
+    assert parse_profile_spec("image:1x1x64x64") == ("image", ((1, 1, 64, 64),) * 3)
+    assert parse_profile_spec("image:1x1x32x32,1x1x64x64,1x1x256x256")[1][2] == (1, 1, 256, 256)
+    for bad in ("image", "image:1x1x64x64,1x1x64x64", "image:1xAx64", "image:0x1"):
+        with pytest.raises(EdgekitError, match="--trt-shape"):
+            parse_profile_spec(bad)
