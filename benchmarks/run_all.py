@@ -130,8 +130,7 @@ def section_rbqe_exits(quick: bool, peak: dict) -> dict:
         for r in bench(bundle, feed, quick):
             gflops = 2 * macs[k] / (r.latency_ms["p50"] / 1e3) / 1e9 if r else None
             rows.append(row(r, exit=k + 1, threshold=threshold, gmac=macs[k] / 1e9, gflops=gflops))
-    scores = picked
-    return {"size": size, "spec": spec, "picked": scores, "macs": macs, "rows": rows, "peak": peak}
+    return {"size": size, "spec": spec, "picked": picked, "macs": macs, "rows": rows, "peak": peak}
 
 
 def _rbqe_crops(size: int) -> np.ndarray:
