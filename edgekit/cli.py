@@ -133,6 +133,12 @@ def export(
     precision: str = typer.Option("fp32", help="fp32, fp16 (compiled targets) or int8 (needs calibration data)."),
     calib: Optional[str] = typer.Option(None, help="int8 calibration data: image/wav folder, feeds .npz or file.py:fn."),
     calib_samples: int = typer.Option(64, min=1, help="Calibration samples (deterministic subset)."),
+    max_drop: Optional[float] = typer.Option(
+        None, "--max-drop", help="int8: keep the most sensitive layers in float until --metric drops at most this."),
+    metric: Optional[str] = typer.Option(
+        None, help="int8 budget metric: psnr, si_sdr, cosine or FILE.py:fn (default: the model's own, else cosine)."),
+    adapter: Optional[Path] = typer.Option(
+        None, "--adapter", help="Pruning task file (edgekit prune): export the pruned model it describes."),
     validate: bool = typer.Option(True, "--validate/--no-validate", help="Check every artifact against the reference."),
     samples: int = typer.Option(8, min=1, help="Validation samples."),
     atol: Optional[float] = typer.Option(None, help="Absolute tolerance (default by precision)."),
@@ -155,6 +161,10 @@ def export(
 
     json_out = JsonOut(as_json)
     targets = check_targets(_split(target), precision)
+    if (max_drop is not None or metric is not None) and precision != "int8":
+        raise EdgekitError("--max-drop/--metric apply to --precision int8")
+    if max_drop is not None and max_drop < 0:
+        raise EdgekitError(f"--max-drop {max_drop:g}: must be ≥ 0")
     inputs = [parse_input_spec(s) for s in input or []]
     dynamic_axes = dict(parse_dynamic_spec(s) for s in dynamic or [])
     out = out or Path("bundles") / _default_name(source)
@@ -166,13 +176,17 @@ def export(
     reporter = Reporter()
     with reporter.stage(f"resolve {source}"):
         model = resolve_source(source, inputs, dynamic_axes)
+    if metric is not None:
+        from edgekit.metrics import resolve_metric
+
+        resolve_metric(metric, model.module, [])  # a bad --metric fails now, not after calibration
     options = ExportOptions(
         targets=targets, precision=precision, validate=validate, samples=samples,
         tolerance=_tolerance(atol, rtol, rel_l2), force=force, opset=opset,
         extra_feeds=load_npz_feeds(data, model.inputs) if data else [],
         target_options={**({"trt_arch": trt_arch} if trt_arch else {}),
                         **({"trt_shapes": dict(parse_profile_spec(t) for t in trt_shape)} if trt_shape else {})},
-        calib=calib, calib_samples=calib_samples,
+        calib=calib, calib_samples=calib_samples, max_drop=max_drop, metric=metric, adapter=adapter,
     )
     try:
         bundle = export_bundle(model, out, options, reporter)
@@ -343,6 +357,11 @@ def _register_commands() -> None:
     from edgekit.cli_debug import debug_command
 
     app.command("debug")(command(debug_command))
+    from edgekit.cli_prune import prune_command
+    from edgekit.cli_quantize import quantize_command
+
+    app.command("prune")(command(prune_command))
+    app.command("quantize")(command(quantize_command))
 
 
 _register_commands()

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.bundle import Bundle
+from edgekit.calibration.accuracy import LayerSensitivity
 from edgekit.errors import EdgekitError
 from edgekit.export.surface import walk_graphs
 from edgekit.validate import DEFAULT_TOLERANCES, Tolerance, compare_output
@@ -277,79 +278,20 @@ def bisect_main_graph(bundle: Bundle, runtime: str, sample: int = 0, tolerance: 
 # --- INT8 sensitivity ----------------------------------------------------------------------------
 
 
-@dataclass
-class LayerSensitivity:
-    node: str
-    op: str
-    graph: str
-    rel_l2_float: float  # the model's output error with only this layer back in float
-    gain: float  # how much of the all-int8 error that removes (all-int8 rel L2 − rel_l2_float)
-
-
 def int8_sensitivity(bundle: Bundle, top: int | None = None) -> tuple[float, list[LayerSensitivity]]:
     """For each quantized layer of an INT8 bundle: the output error vs the fp32 reference when only that
     layer is left in float. Returns (all-int8 error, layers ranked by gain). The error is the relative L2
     over every float output of every testdata sample (samples whose exit path changed count as 1.0)."""
     import onnx
-    import onnxruntime as ort
 
-    from edgekit.calibration.qdq import QUANTIZABLE, quantizable_nodes
+    from edgekit.calibration.accuracy import layer_sensitivity
     from edgekit.testdata import read_testdata
 
     if bundle.artifact("onnx").get("precision") != "int8":
         raise EdgekitError(f"{bundle.path}: not an int8 bundle (export with --precision int8 first)")
     model = onnx.load(str(bundle.artifact_path("onnx")))
     fp32 = onnx.load(str(bundle.path / bundle.artifact("onnx_fp32")["path"]))
-    samples = read_testdata(bundle.path)
-    producers = {o: n for _, g in walk_graphs(model.graph) for n in g.node for o in n.output}
-
-    def error(candidate) -> float:
-        session = ort.InferenceSession(candidate.SerializeToString(), providers=["CPUExecutionProvider"])
-        names = [o.name for o in session.get_outputs()]
-        num = den = 0.0
-        for inputs, reference in samples:
-            got = dict(zip(names, session.run(names, inputs)))
-            ints_differ = any(np.asarray(reference[k]).dtype.kind in "iu" and not np.array_equal(reference[k], got[k])
-                              for k in reference)
-            for k, ref in reference.items():
-                if np.asarray(ref).dtype.kind == "f":
-                    ref64 = np.asarray(ref, np.float64)
-                    diff = ref64 if ints_differ else ref64 - got[k]
-                    num += float((diff**2).sum())
-                    den += float((ref64**2).sum())
-        return (num / max(den, 1e-30)) ** 0.5
-
-    base = error(model)
-    ranked = []
-    for ref, node in quantizable_nodes(model):
-        acts, weight, _ = QUANTIZABLE[node.op_type]
-        if any(producers.get(node.input[i]) is None or producers[node.input[i]].op_type != "DequantizeLinear"
-               for i in (*acts, weight)):
-            continue
-        variant = onnx.ModelProto()
-        variant.CopyFrom(model)
-        _float_again(variant, fp32, node.name)
-        value = error(variant)
-        ranked.append(LayerSensitivity(node.name, node.op_type, str(ref), value, base - value))
-    ranked.sort(key=lambda s: s.gain, reverse=True)
+    base, ranked = layer_sensitivity(model, fp32, read_testdata(bundle.path))
     return base, ranked[:top] if top else ranked
 
 
-def _float_again(model, fp32, node_name: str) -> None:
-    """Put `node_name` back in float: its activations bypass QuantizeLinear→DequantizeLinear and its weight
-    is the original fp32 initializer (from the fp32 graph, where node names are the same)."""
-    nodes = {o: n for _, g in walk_graphs(model.graph) for n in g.node for o in n.output}
-    target = next(n for _, g in walk_graphs(model.graph) for n in g.node if n.name == node_name)
-    original = next(n for _, g in walk_graphs(fp32.graph) for n in g.node if n.name == node_name)
-    fp32_inits = {t.name: t for _, g in walk_graphs(fp32.graph) for t in g.initializer}
-    for i, name in enumerate(target.input):
-        dq = nodes.get(name)
-        if dq is None or dq.op_type != "DequantizeLinear":
-            continue
-        q = nodes.get(dq.input[0])
-        if q is not None and q.op_type == "QuantizeLinear":
-            target.input[i] = q.input[0]  # the activation as it was before quantization
-        elif original.input[i] in fp32_inits:
-            weight = fp32_inits[original.input[i]]
-            model.graph.initializer.append(weight)
-            target.input[i] = weight.name

@@ -6,6 +6,7 @@ bundle directory, so a failure at any point leaves nothing at `--out`.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from edgekit.ui import SILENT, Reporter
 from edgekit.validate import DEFAULT_TOLERANCES, RuntimeValidation, Tolerance, make_samples, validate_runtime
 
 DEFAULT_TARGETS = ("onnx", "openvino")
+ADAPTER_FILE = "adapter.safetensors"  # a pruned bundle keeps its task file: the reference is rebuilt from it
 
 
 @dataclass
@@ -37,6 +39,10 @@ class ExportOptions:
     opset: int = 18
     calib: str | None = None  # --calib: folder, .npz or file.py:fn (None: the model's calibration_feeds)
     calib_samples: int = 64
+    adapter: Path | None = None  # --adapter: a pruning task file (edgekit prune) applied to the source
+    reuse: Path | None = None  # `edgekit quantize`: take the fp32 ONNX (+ model.pt2) from this bundle
+    max_drop: float | None = None  # --max-drop: int8 accuracy budget on `metric`
+    metric: str | None = None  # --metric: psnr | si_sdr | cosine | FILE.py:fn (None: the model's own)
 
 
 def check_targets(targets, precision: str) -> tuple[str, ...]:
@@ -57,8 +63,14 @@ def export_bundle(source: ModelSource, out: Path, options: ExportOptions, report
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"export-{out.name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
     failed: list[RuntimeValidation] = []
+    prune = None
+    if options.adapter is not None:
+        source, prune = _stage_adapter(source, options.adapter, reporter)
     with staged_bundle(out, force=options.force) as root:
         artifacts, control_flow, reference = _stage_onnx(source, root, log_path, options, reporter)
+        if prune is not None:
+            shutil.copyfile(options.adapter, root / ADAPTER_FILE)
+            artifacts["adapter"] = {"path": ADAPTER_FILE}
         quantize = _stage_int8(source, root, artifacts, options, reporter) if options.precision == "int8" else None
         onnx_model = load_onnx(root / "model.onnx", load_external_data=False)
         outputs = _output_specs(onnx_model)
@@ -79,7 +91,7 @@ def export_bundle(source: ModelSource, out: Path, options: ExportOptions, report
             inputs=source.inputs,
             outputs=outputs,
             control_flow=control_flow,
-            pipeline={"prune": None, "quantize": quantize},
+            pipeline={"prune": prune, "quantize": quantize},
             artifacts=finalize_artifacts(root, artifacts),
             validation={k: v.to_json() for k, v in validation.items()},
             reference=reference,
@@ -92,9 +104,27 @@ def export_bundle(source: ModelSource, out: Path, options: ExportOptions, report
     return bundle
 
 
+def _stage_adapter(source: ModelSource, adapter: Path, reporter) -> tuple[ModelSource, dict]:
+    """Rebuild the pruned model from the source and a task file of `edgekit prune`."""
+    from dataclasses import replace
+
+    if source.module is None:
+        raise EdgekitError(f"--adapter: {source.spec} is not a PyTorch module source (a pruning task file "
+                           f"applies to the zoo/file/module source it was made from)")
+    if not Path(adapter).is_file():
+        raise EdgekitError(f"--adapter: {adapter} does not exist")
+    from edgekit.pruning import apply_adapter
+
+    with reporter.stage(f"prune: apply {Path(adapter).name}"):
+        module, block = apply_adapter(source.module, Path(adapter), source.sha256)
+    return replace(source, module=module), block
+
+
 def _stage_onnx(source, root, log_path, options, reporter):
     """Write model.onnx (and model.pt2 for torch sources); return artifacts, control flow, reference."""
     artifacts: dict = {}
+    if options.reuse is not None:
+        return _reuse_onnx(Bundle.load(options.reuse), root, reporter)
     if source.kind == "onnx":
         with reporter.stage("onnx: copy source"):
             model = load_onnx(source.onnx_path)
@@ -126,6 +156,46 @@ def _stage_onnx(source, root, log_path, options, reporter):
     return artifacts, control_flow_counts(model), {"runtime": "torch", "artifact": "torch"}
 
 
+def _reuse_onnx(bundle: Bundle, root: Path, reporter):
+    """Copy an fp32 bundle's ONNX (and model.pt2) instead of exporting again (`edgekit quantize`)."""
+    m = bundle.manifest
+    if _artifact_precision(m.artifacts["onnx"]) != "fp32":
+        raise EdgekitError(f"{bundle.path}: its model.onnx is {_artifact_precision(m.artifacts['onnx'])}; "
+                           f"quantize an fp32 bundle")
+    artifacts = {}
+    with reporter.stage(f"onnx: reuse {bundle.path}"):
+        for key in ("onnx", "torch"):
+            if key in m.artifacts:
+                entry = dict(m.artifacts[key])
+                for field_name in ("path", "data"):
+                    if field_name in entry:
+                        shutil.copyfile(bundle.path / entry[field_name], root / entry[field_name])
+                artifacts[key] = {k: v for k, v in entry.items() if k not in ("sha256", "size_bytes")}
+    return artifacts, m.control_flow, m.reference
+
+
+def source_from_bundle(bundle: Bundle):
+    """The model a bundle was exported from, for `edgekit quantize`: the original spec when it still
+    resolves to the same weights (a zoo model keeps its hooks: calibration data, task metric), else the
+    bundle's own model.pt2 (or model.onnx for ONNX sources). Returns (source, adapter file or None)."""
+    from dataclasses import replace
+
+    from edgekit.sources import resolve_source
+
+    m = bundle.manifest
+    adapter = bundle.artifact_path("adapter") if "adapter" in m.artifacts else None
+    if m.source.get("kind") in ("zoo", "file", "module"):
+        try:
+            source = resolve_source(m.source["spec"])
+        except EdgekitError:
+            source = None
+        if source is not None and source.sha256 == m.source.get("sha256"):
+            return source, adapter
+    key = "torch" if "torch" in m.artifacts else "onnx"
+    source = resolve_source(str(bundle.artifact_path(key)))
+    return replace(source, spec=m.source.get("spec", source.spec)), None
+
+
 def _stage_int8(source, root: Path, artifacts: dict, options: ExportOptions, reporter) -> dict:
     """Calibrate on the real control-flow execution and replace model.onnx by its INT8 Q/DQ graph."""
     from edgekit.calibration.datasets import load_calibration
@@ -136,14 +206,43 @@ def _stage_int8(source, root: Path, artifacts: dict, options: ExportOptions, rep
                                  model=source.module)
     fp32 = root / "model.fp32.onnx"
     (root / "model.onnx").rename(fp32)
-    with reporter.stage(f"int8: calibrate on {len(feeds)} samples and insert Q/DQ (If/Loop bodies included)"):
-        result = int8_from_onnx(fp32, root / "model.onnx", feeds)
+    _unique_node_names(fp32)
+    accuracy = None
+    if options.max_drop is None:
+        with reporter.stage(f"int8: calibrate on {len(feeds)} samples and insert Q/DQ (If/Loop bodies included)"):
+            result = int8_from_onnx(fp32, root / "model.onnx", feeds)
+    else:
+        from edgekit.calibration.accuracy import int8_within_budget
+        from edgekit.metrics import resolve_metric
+
+        metric = resolve_metric(options.metric, source.module, _metric_probe_feeds(source))
+        with reporter.stage(f"int8: calibrate, then keep layers in float until {metric.name} drops "
+                            f"≤ {options.max_drop:g}"):
+            result, accuracy = int8_within_budget(fp32, root / "model.onnx", feeds, metric, options.max_drop,
+                                                  log=reporter.note)
     artifacts["onnx"] = {**artifacts["onnx"], "precision": "int8", "quantized": result.counts.to_json()}
     artifacts["onnx_fp32"] = {"path": fp32.name, "precision": "fp32"}
     return {"method": "edgekit-qdq", "precision": "int8", "samples": result.samples,
             "calibration": options.calib or "model:calibration_feeds",
             "scheme": "symmetric int8; activations per-tensor absmax, weights per-channel",
-            "excluded": result.excluded}
+            "excluded": result.excluded, "accuracy_control": accuracy}
+
+
+def _unique_node_names(path: Path) -> None:
+    """The torch exporter repeats node names across If/Loop bodies; int8 exclusions, sensitivity tables
+    and debug reports name nodes, so the kept fp32 graph gets unique names (the int8 graph follows)."""
+    import onnx
+
+    from edgekit.calibration.qdq import unique_node_names
+
+    model = load_onnx(path, load_external_data=False)
+    if unique_node_names(model):
+        onnx.save_model(model, str(path))  # external data, if any, stays where it is
+
+
+def _metric_probe_feeds(source: ModelSource) -> list[dict]:
+    """Inputs for an output-similarity metric: the example, the branch-driving feeds and random ones."""
+    return make_samples(source.inputs, source.example_feed(), list(source.validation_feeds), 8, seed=7)
 
 
 def _initializers(source):
@@ -177,12 +276,30 @@ def _validate_export(source, root, artifacts, outputs, options, reporter) -> dic
 
     bundle = Bundle(root, Manifest(source={"spec": source.spec}, inputs=source.inputs, outputs=outputs,
                                    artifacts=artifacts))
+    metric = None
+    branch_feeds = source.validation_feeds
+    if options.precision == "int8":
+        from edgekit.metrics import resolve_metric
+
+        metric = resolve_metric(options.metric, source.module, [])
+        if hasattr(metric, "targets"):
+            # The fp32 branch-driving feeds sit within 1e-4 of a threshold by design, so any int8 error flips
+            # them; the ≥ 95% path agreement is measured on the model's real evaluation inputs instead.
+            branch_feeds = metric.feeds
     samples = make_samples(source.inputs, source.example_feed(),
-                           source.validation_feeds + list(options.extra_feeds), options.samples)
+                           branch_feeds + list(options.extra_feeds), options.samples)
+    from edgekit.metrics import memo_run
+
     with reporter.stage(f"reference: {source.reference_runtime} on {len(samples)} samples"):
-        reference = _reference_runner(source, bundle, outputs)
-        references = [reference.run(feed) for feed in samples]
+        reference = memo_run(_reference_runner(source, bundle, outputs).run)
+        references = [reference(feed) for feed in samples]
     write_testdata(root, list(zip(samples, references)))
+    baseline = None
+    if metric is not None:
+        if hasattr(metric, "targets"):
+            baseline = metric.mean_score(reference)  # its feeds are among the samples: no new runs
+        else:
+            metric.feeds = samples  # output similarity: each runtime is compared with the reference's outputs
     results = {}
     for runtime in [n for n in RUNNERS if RUNNERS.get(n).artifact in artifacts and n != "torch"]:
         precision = _artifact_precision(artifacts[RUNNERS.get(runtime).artifact])
@@ -191,12 +308,26 @@ def _validate_export(source, root, artifacts, outputs, options, reporter) -> dic
             results[runtime] = RuntimeValidation.skipped(runtime, "this runtime is the reference")
             continue
         with reporter.stage(f"validate {runtime} ({precision})"):
-            results[runtime] = validate_bundle_runtime(bundle, runtime, samples, references, tolerance, precision)
+            results[runtime] = validate_bundle_runtime(bundle, runtime, samples, references, tolerance, precision,
+                                                       metric=metric, baseline=baseline, reference=reference,
+                                                       max_drop=_max_drop(metric, options))
     return results
 
 
-def validate_bundle_runtime(bundle, runtime, samples, references, tolerance, precision) -> RuntimeValidation:
-    """Open `runtime` on the bundle and validate it; a runtime that can't run here is `skipped`."""
+def _max_drop(metric, options) -> float | None:
+    from edgekit.metrics import DEFAULT_MAX_DROP
+
+    if metric is None:
+        return None
+    return options.max_drop if options.max_drop is not None else DEFAULT_MAX_DROP.get(metric.name)
+
+
+def validate_bundle_runtime(bundle, runtime, samples, references, tolerance, precision, metric=None,
+                            baseline=None, reference=None, max_drop=None) -> RuntimeValidation:
+    """Open `runtime` on the bundle and validate it; a runtime that can't run here is `skipped`.
+
+    With a `metric` (int8), the runtime's task metric is measured too and a drop above `max_drop` fails.
+    """
     from edgekit.runtimes import open_runner
 
     m = bundle.manifest
@@ -204,8 +335,19 @@ def validate_bundle_runtime(bundle, runtime, samples, references, tolerance, pre
         runner = open_runner(bundle, runtime)
     except BackendUnavailable as exc:
         return RuntimeValidation.skipped(runtime, exc.reason)
+    from edgekit.metrics import memo_run
+
     with runner:
-        return validate_runtime(runtime, runner.run, samples, references, m.inputs, m.outputs, tolerance, precision)
+        run = memo_run(runner.run) if metric is not None else runner.run
+        result = validate_runtime(runtime, run, samples, references, m.inputs, m.outputs, tolerance, precision)
+        if metric is not None:
+            measured = metric.evaluate(run, reference, baseline)
+            result.metric = {**measured.to_json(), "max_drop": max_drop}
+            if max_drop is not None and not measured.within(max_drop):
+                result.failures.append(f"{measured.name} drops {measured.drop:.3g} from the fp32 reference "
+                                       f"({measured.baseline:.4g} → {measured.value:.4g}; budget {max_drop:g})")
+                result.status = "failed"
+        return result
 
 
 def _reference_runner(source, bundle, outputs):

@@ -102,6 +102,7 @@ class RuntimeValidation:
     reason: str | None = None
     precision: str = "fp32"
     path_agreement: float | None = None
+    metric: dict | None = None  # int8: the task metric vs the fp32 reference (edgekit.metrics.MetricResult)
 
     def __bool__(self) -> bool:
         return self.status != "failed"
@@ -117,6 +118,8 @@ class RuntimeValidation:
         }
         if self.path_agreement is not None:
             out["path_agreement"] = self.path_agreement
+        if self.metric is not None:
+            out["metric"] = self.metric
         if self.failures:
             out["failures"] = self.failures[:20]
         return out

@@ -33,6 +33,7 @@ SKIPS = {
     "neither tensorrt nor tensorrt_rtx installed (pip install 'edgekit[tensorrt]')",
     "quantize": lambda: None if _has("nncf") else "nncf not installed (pip install 'edgekit[quantize]')",
     "prune": lambda: None if _has("torch_pruning") else "torch-pruning not installed (pip install 'edgekit[prune]')",
+    "ray": lambda: None if _has("ray") else "ray not installed (pip install 'edgekit[sweep]')",
     "gpu": _cuda_reason,
     "cpp": lambda: None if shutil.which("cmake") and (shutil.which("c++") or shutil.which("g++"))
     else "cmake or a C++ compiler not found",

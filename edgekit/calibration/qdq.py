@@ -42,6 +42,26 @@ class QuantCounts:
                 "quantized_in_subgraphs": self.quantized_in_subgraphs, "unquantized": self.unquantized}
 
 
+def unique_node_names(model) -> int:
+    """Rename nodes whose name repeats in another (sub)graph; return how many were renamed.
+
+    The torch exporter reuses node names across If/Loop bodies, and int8 exclusions, sensitivity and
+    debug reports name nodes: a name must point at one node.
+    """
+    seen: set[str] = set()
+    renamed = 0
+    for graph_index, (_, graph) in enumerate(walk_graphs(model.graph)):
+        for node in graph.node:
+            if node.name and node.name in seen:
+                base, k = f"{node.name}__g{graph_index}", 0
+                while f"{base}_{k}" in seen:
+                    k += 1
+                node.name = f"{base}_{k}" if k else base
+                renamed += 1
+            seen.add(node.name)
+    return renamed
+
+
 def quantizable_nodes(model) -> list[tuple[GraphRef, object]]:
     """Every Conv/ConvTranspose/MatMul/Gemm, in the main graph and in every subgraph."""
     return [(ref, node) for ref, graph in walk_graphs(model.graph) for node in graph.node
@@ -93,7 +113,7 @@ def qdq_from_onnx(model, ranges: dict[str, float], exclude: set[str] = frozenset
         return name
 
     act_cache: dict[tuple[int, str], str] = {}
-    for _ref, graph in walk_graphs(main):
+    for graph_index, (_ref, graph) in enumerate(walk_graphs(main)):
         new_nodes = []
         for node in graph.node:
             if node.op_type not in QUANTIZABLE or node.name in exclude:
@@ -107,7 +127,7 @@ def qdq_from_onnx(model, ranges: dict[str, float], exclude: set[str] = frozenset
             act_indices = list(acts) + ([weight_index] if weight_name not in inits else [])
             for i in act_indices:
                 source = node.input[i]
-                key = (id(graph), source)
+                key = (graph_index, source)
                 if key not in act_cache:  # one Q/DQ pair per tensor per graph, shared by its consumers
                     if source not in ranges:
                         raise KeyError(f"no calibration range for {source!r} (input of {node.name})")
@@ -159,6 +179,48 @@ def quantized_counts(model) -> QuantCounts:
         else:
             counts.unquantized.append(f"{ref}:{node.name} ({node.op_type})")
     return counts
+
+
+# A consumer (op type, input index) whose tensor only steers control flow: If's condition, Loop's M and cond.
+CONTROL_INPUTS = {("If", 0), ("Loop", 0), ("Loop", 1)}
+
+
+def decision_nodes(model) -> set[str]:
+    """Quantizable nodes whose results only decide control flow (RBQE's IQAM before each exit's If).
+
+    Such a node does little compute but sits on a threshold: INT8 error there flips branches (exit paths
+    matched fp32 on 80% of held-out RBQE inputs with IQAM's MatMuls quantized), so int8 keeps it in float.
+    A node is decision-only when every consumer of every output is a control input or decision-only;
+    a use from inside a subgraph (outer-scope reference) or as a graph output counts as data.
+    """
+    import onnx
+
+    names: set[str] = set()
+    for _, graph in walk_graphs(model.graph):
+        nodes = list(graph.node)  # indices, not id(): protobuf wrappers are transient and ids get reused
+        consumers: dict[str, list[tuple[int, int]]] = {}  # tensor → [(consumer index, input index)]
+        for k, node in enumerate(nodes):
+            for i, name in enumerate(node.input):
+                consumers.setdefault(name, []).append((k, i))
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.GRAPH:
+                    for _, sub in walk_graphs(attr.g):  # a branch may return an outer tensor as is
+                        for name in [x for inner in sub.node for x in inner.input] + [o.name for o in sub.output]:
+                            consumers.setdefault(name, []).append((k, -1))
+        outputs = {o.name for o in graph.output}
+        decided: set[int] = set()
+        changed = True
+        while changed:
+            changed = False
+            for k, node in enumerate(nodes):
+                if k in decided or not node.output or any(o in outputs for o in node.output):
+                    continue
+                uses = [c for o in node.output for c in consumers.get(o, [])]
+                if uses and all((nodes[c].op_type, i) in CONTROL_INPUTS or c in decided for c, i in uses):
+                    decided.add(k)
+                    changed = True
+        names |= {nodes[k].name for k in decided if nodes[k].op_type in QUANTIZABLE}
+    return names
 
 
 def _drop_unused_initializers(main) -> None:

@@ -60,15 +60,21 @@ def int8_from_onnx(onnx_path: Path, out_path: Path, feeds: Iterable[dict],
     """Calibrate and write the symmetric INT8 Q/DQ graph of `onnx_path` to `out_path`.
 
     A quantizable node that no calibration feed reached (a branch never taken) is kept in float and
-    listed in `excluded` with that reason: a scale guessed without data would be worse than none.
+    listed in `excluded` with that reason: a scale guessed without data would be worse than none. So is a
+    node that only computes a branch condition (`qdq.decision_nodes`), and every node in `exclude`.
     """
     import onnx
 
     from edgekit.calibration.qdq import QUANTIZABLE, initializers, quantizable_nodes
     from edgekit.export.controlflow import load_onnx
 
+    from edgekit.calibration.qdq import decision_nodes, unique_node_names
+
     model = load_onnx(Path(onnx_path))
+    unique_node_names(model)  # exclusions name nodes (callers that keep the fp32 graph rename it the same way)
     exclude = dict(exclude or {})
+    for name in decision_nodes(model):
+        exclude.setdefault(name, "only decides a branch (If condition): int8 error would flip the exit path")
     names = activation_names(model, set(exclude))
     ranges, samples = activation_ranges(model, feeds, names)
     inits = initializers(model)

@@ -54,6 +54,11 @@ def runner_from_bundle(bundle, threads: int | None = None, eager: bool = True, *
         except Exception:  # the zoo changed since the export: the saved program is the reference
             source = None
         if source is not None and source.sha256 == m.source.get("sha256"):
-            return TorchRunner(source.module, m.inputs, m.outputs, threads=threads, kind="eager module")
+            module = source.module
+            if (m.pipeline or {}).get("prune"):
+                from edgekit.pruning import apply_adapter
+
+                module, _ = apply_adapter(module, bundle.artifact_path("adapter"), source.sha256)
+            return TorchRunner(module, m.inputs, m.outputs, threads=threads, kind="eager module")
     program = torch.export.load(str(bundle.artifact_path("torch")))
     return TorchRunner(program.module(), m.inputs, m.outputs, threads=threads, kind="model.pt2")

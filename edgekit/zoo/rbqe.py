@@ -185,6 +185,18 @@ class Rbqe(nn.Module):
 
         return feeds_for_every_exit(self)
 
+    def calibration_feeds(self, count: int):
+        """INT8 calibration: crops of the JPEG-compressed training photos (edgekit.zoo.rbqe_task)."""
+        from edgekit.zoo.rbqe_task import calibration_feeds
+
+        return calibration_feeds(count, self.threshold)
+
+    def task_metric(self):
+        """INT8/pruning budget: PSNR against the clean held-out photos (edgekit.metrics.TaskMetric)."""
+        from edgekit.zoo.rbqe_task import task_metric
+
+        return task_metric(self.threshold)
+
 
 def load_weights(model: Rbqe, weights: str) -> None:
     """Load "default" (the shipped checkpoint) or a state-dict path into `model`; raises SourceError."""

@@ -149,6 +149,19 @@ class StoRM(nn.Module):
                 for s in steps]
 
 
+    def calibration_feeds(self, count: int):
+        """INT8 calibration: one-second training mixtures at N ∈ {5, 20, 50} (edgekit.zoo.storm_task)."""
+        from edgekit.zoo.storm_task import calibration_feeds
+
+        return calibration_feeds(self, count)
+
+    def task_metric(self):
+        """INT8 budget: SI-SDR of held-out mixtures at N = 20 (edgekit.metrics.TaskMetric)."""
+        from edgekit.zoo.storm_task import task_metric
+
+        return task_metric(self)
+
+
 def check_num_steps(num_steps, max_steps: int) -> int:
     """Return N as an int, or raise EdgekitError for a non-integer, a non-int64 array or N ∉ [1, max]."""
     value = num_steps

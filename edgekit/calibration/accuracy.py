@@ -1,0 +1,156 @@
+"""INT8 accuracy control (`--max-drop`): rank quantized layers by the error they add, and keep the most
+sensitive ones in float until the task metric's drop fits the budget.
+
+This does for the edgekit Q/DQ graph what NNCF's `quantize_with_accuracy_control` does for OpenVINO
+models. NNCF is not used because its quantization leaves convs inside Loop bodies (OpenVINO) and If/Loop
+bodies (ONNX) in fp32; one set of float layers decided here applies to every target built from the graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.errors import EdgekitError
+from edgekit.export.surface import walk_graphs
+
+
+@dataclass
+class LayerSensitivity:
+    node: str
+    op: str
+    graph: str
+    rel_l2_float: float  # the model's output error with only this layer back in float
+    gain: float  # how much of the all-int8 error that removes (all-int8 rel L2 − rel_l2_float)
+
+
+def ort_run(model):
+    """A `feed → outputs` function over an ONNX model (proto or path) on ONNX Runtime CPU."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    data = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model)
+    session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    inputs = {i.name for i in session.get_inputs()}
+    return lambda feed: dict(zip(names, session.run(names, {k: v for k, v in feed.items() if k in inputs})))
+
+
+def output_rel_l2(run, samples: list[tuple[dict, dict]]) -> float:
+    """Relative L2 over every float output of every sample; a sample whose exit path (integer outputs)
+    changed counts as fully wrong."""
+    num = den = 0.0
+    for inputs, reference in samples:
+        got = run(inputs)
+        ints_differ = any(np.asarray(reference[k]).dtype.kind in "iu" and not np.array_equal(reference[k], got[k])
+                          for k in reference)
+        for k, ref in reference.items():
+            if np.asarray(ref).dtype.kind == "f":
+                ref64 = np.asarray(ref, np.float64)
+                diff = ref64 if ints_differ else ref64 - got[k]
+                num += float((diff**2).sum())
+                den += float((ref64**2).sum())
+    return (num / max(den, 1e-30)) ** 0.5
+
+
+def layer_sensitivity(model, fp32, samples: list[tuple[dict, dict]]) -> tuple[float, list[LayerSensitivity]]:
+    """For each quantized layer of the Q/DQ `model`: the output error vs `samples`' fp32 references when
+    only that layer is back in float (from `fp32`, the graph it was made from). Returns (all-int8 error,
+    layers ranked by gain)."""
+    import onnx
+
+    from edgekit.calibration.qdq import QUANTIZABLE, quantizable_nodes
+
+    producers = {o: n for _, g in walk_graphs(model.graph) for n in g.node for o in n.output}
+    base = output_rel_l2(ort_run(model), samples)
+    ranked = []
+    for ref, node in quantizable_nodes(model):
+        acts, weight, _ = QUANTIZABLE[node.op_type]
+        if any(producers.get(node.input[i]) is None or producers[node.input[i]].op_type != "DequantizeLinear"
+               for i in (*acts, weight)):
+            continue
+        variant = onnx.ModelProto()
+        variant.CopyFrom(model)
+        float_again(variant, fp32, node.name)
+        value = output_rel_l2(ort_run(variant), samples)
+        ranked.append(LayerSensitivity(node.name, node.op_type, str(ref), value, base - value))
+    ranked.sort(key=lambda s: s.gain, reverse=True)
+    return base, ranked
+
+
+def float_again(model, fp32, node_name: str) -> None:
+    """Put `node_name` back in float: its activations bypass QuantizeLinear→DequantizeLinear and its weight
+    is the original fp32 initializer (from the fp32 graph, where node names are the same)."""
+    nodes = {o: n for _, g in walk_graphs(model.graph) for n in g.node for o in n.output}
+    target = next(n for _, g in walk_graphs(model.graph) for n in g.node if n.name == node_name)
+    original = next(n for _, g in walk_graphs(fp32.graph) for n in g.node if n.name == node_name)
+    fp32_inits = {t.name: t for _, g in walk_graphs(fp32.graph) for t in g.initializer}
+    for i, name in enumerate(target.input):
+        dq = nodes.get(name)
+        if dq is None or dq.op_type != "DequantizeLinear":
+            continue
+        q = nodes.get(dq.input[0])
+        if q is not None and q.op_type == "QuantizeLinear":
+            target.input[i] = q.input[0]  # the activation as it was before quantization
+        elif original.input[i] in fp32_inits:
+            weight = fp32_inits[original.input[i]]
+            model.graph.initializer.append(weight)
+            target.input[i] = weight.name
+
+
+def int8_within_budget(fp32_path: Path, out_path: Path, feeds: list[dict], metric, max_drop: float,
+                       log=lambda message: None):
+    """Quantize `fp32_path` to `out_path`, then keep the most sensitive layers in float until `metric`
+    (edgekit.metrics) drops at most `max_drop` from the fp32 graph on ONNX Runtime.
+
+    Layers are ranked once by `layer_sensitivity` on up to 8 of the metric's inputs; the number kept in
+    float grows 1, 2, 4, … until the budget fits and is then bisected down. Returns (Int8Result, accuracy
+    report). Raises EdgekitError when even every ranked layer in float does not fit.
+    """
+    import onnx
+
+    from edgekit.calibration.quantize import int8_from_onnx
+
+    reference = ort_run(fp32_path)
+    baseline = metric.evaluate(reference, reference).baseline
+
+    def attempt(excluded: dict[str, str]):
+        result = int8_from_onnx(fp32_path, out_path, feeds, exclude=excluded)
+        return result, metric.evaluate(ort_run(out_path), reference, baseline)
+
+    result, measured = attempt({})
+    report = {"metric": measured.name, "max_drop": max_drop, "baseline": measured.baseline,
+              "drop_all_int8": measured.drop, "kept_float": []}
+    log(f"all-int8 {measured.name} drop {measured.drop:.4g} (budget {max_drop:g})")
+    if measured.within(max_drop):
+        report["drop"] = measured.drop
+        return result, report
+    probe = metric.feeds[:8]
+    samples = [(feed, reference(feed)) for feed in probe]
+    _, ranked = layer_sensitivity(onnx.load(str(out_path)), onnx.load(str(fp32_path)), samples)
+    reason = f"accuracy control: among the most sensitive layers for {measured.name} (budget {max_drop:g})"
+    drops: dict[int, float] = {}
+
+    def fits(k: int) -> bool:
+        _, m = attempt({r.node: reason for r in ranked[:k]})
+        drops[k] = m.drop
+        log(f"{k} layer(s) in float: drop {m.drop:.4g}")
+        return m.within(max_drop)
+
+    k = 1
+    while not fits(k):
+        if k >= len(ranked):
+            raise EdgekitError(f"--max-drop {max_drop:g}: {measured.name} still drops {drops[k]:.4g} with every "
+                               f"quantized layer in float; raise the budget or check the calibration data")
+        k = min(2 * k, len(ranked))
+    low, high = k // 2, k  # `high` fits; `low` did not (0: the all-int8 attempt)
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if fits(mid) else (mid, high)
+    result, measured = attempt({r.node: reason for r in ranked[:high]})  # out_path holds the last attempt
+    report.update(drop=measured.drop, kept_float=[{"node": r.node, "op": r.op, "graph": r.graph,
+                                                   "gain_rel_l2": r.gain} for r in ranked[:high]])
+    return result, report

@@ -1,0 +1,315 @@
+"""Structured pruning of a torch module, in place: wrap layers with SPLoRA adapters → trace channel
+dependencies with torch-pruning's DepGraph (all branches) → iterative schedule (score on fused weights,
+drop the lowest channels of every group, recover) → fuse into plain, physically smaller layers.
+
+The file written by `edgekit prune` (task_file.py) stores what `replay_pruning` needs to rebuild the
+same module from the source: the pruning history and the learned tensors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from edgekit.errors import EdgekitError
+from edgekit.pruning.adapters import SpLoRA, adapter_for, adapter_pruners, rank_of
+from edgekit.pruning.plan import PruningPlan
+
+METHODS = ("splora", "finetune")
+
+
+@dataclass
+class PruneSettings:
+    density: float  # fraction of the model's parameters kept (the SPLoRA paper's "density")
+    importance: str = "magnitude"
+    method: str = "splora"  # splora | finetune (all weights trained: fine-pruning)
+    rank: int | float = 8
+    steps: int = 10
+    recover_seconds: float = 0.0
+
+
+@dataclass
+class PruneResult:
+    module: nn.Module  # the pruned, fused plain module (the input object, changed in place)
+    keep_ratio: float  # fraction of channels kept in every pruned group
+    history: list  # torch-pruning's pruning history: (layer name, out?, indices) per pruned group
+    learned: dict[str, torch.Tensor]  # the trained tensors by parameter name (wrapped names for SPLoRA)
+    masks: dict[str, torch.Tensor]  # "<layer>.out_mask"/"<layer>.in_mask" over the source channels
+    recovery: list[dict] = field(default_factory=list)
+
+
+def prune_module(module: nn.Module, plan: PruningPlan, settings: PruneSettings, importance,
+                 on_step=None) -> PruneResult:
+    """Prune `module` in place to `settings.density`; `importance` is a criterion object (importance.py).
+    `on_step(step, steps)` is called after each pruning step, before its recovery."""
+    if importance.needs_gradients and plan.loss is None:
+        raise EdgekitError(f"--importance {settings.importance} needs a loss: the model has no recipe and "
+                           f"no pruning_loss(model) hook (use --importance magnitude)")
+    frozen, was_training = not any(p.requires_grad for p in module.parameters()), module.training
+    keep = keep_ratio_for(module, plan, settings.density)
+    if settings.method == "splora":
+        wrap_adapters(module, settings.rank, plan.channelwise)
+    _set_trainable(module, settings.method)
+    graph = dependency_graph(module, plan)
+    initial = {m: _out_channels(graph, m) for m in root_layers(graph)}
+    recovery = []
+    for step in range(1, settings.steps + 1):
+        target = 1 - (1 - keep) * step / settings.steps
+        with _gradients(module, plan, importance.needs_gradients):
+            prune_step(graph, initial, target, importance)
+        _set_trainable(module, settings.method)  # pruned layers are new Parameters
+        if on_step:
+            on_step(step, settings.steps)
+        if plan.recover is not None and settings.recover_seconds > 0:
+            recovery.append(plan.recover(module, settings.recover_seconds / settings.steps) or {})
+    learned = {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad}
+    masks = adapter_masks(module)
+    fuse_adapters(module)
+    module.train(was_training)
+    module.requires_grad_(not frozen)
+    return PruneResult(module, keep, [list(h) for h in graph.pruning_history()], learned, masks, recovery)
+
+
+def replay_pruning(module: nn.Module, plan: PruningPlan, method: str, rank, history: list,
+                   learned: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], where: str) -> nn.Module:
+    """Rebuild a pruned module in place from its source: wrap, replay `history` through torch-pruning,
+    check the masks, load the learned tensors, fuse. Raises EdgekitError if they do not fit."""
+    frozen, was_training = not any(p.requires_grad for p in module.parameters()), module.training
+    if method == "splora":
+        wrap_adapters(module, rank, plan.channelwise)
+    graph = dependency_graph(module, plan)
+    try:
+        graph.load_pruning_history(history)
+    except (AttributeError, AssertionError, IndexError, RuntimeError) as exc:
+        raise EdgekitError(f"{where}: its pruning history does not fit this source model ({exc})") from None
+    found = adapter_masks(module)
+    bad = sorted(k for k in masks if k not in found or not torch.equal(found[k], masks[k].bool()))
+    if bad:
+        raise EdgekitError(f"{where}: masks do not match the replayed pruning ({', '.join(bad[:3])})")
+    state = module.state_dict()
+    misfit = sorted(k for k, t in learned.items() if k not in state or state[k].shape != t.shape)
+    if misfit:
+        raise EdgekitError(f"{where}: tensors that do not fit the pruned source: {', '.join(misfit[:3])}")
+    with torch.no_grad():
+        params = dict(module.named_parameters())
+        for name, tensor in learned.items():
+            params[name].copy_(tensor)
+    fuse_adapters(module)
+    module.train(was_training)
+    module.requires_grad_(not frozen)
+    return module
+
+
+# --- steps ---------------------------------------------------------------------------------------
+
+
+def wrap_adapters(module: nn.Module, rank, skip: tuple = ()) -> list[str]:
+    """Replace every layer SPLoRA fits (adapters.adapter_for) by its wrapper, in place; names wrapped."""
+    wrapped = []
+
+    def visit(parent, prefix):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, skip):
+                continue
+            r = rank_of(rank, _out_features(child)) if _out_features(child) else rank
+            adapter = adapter_for(child, min(r, _max_rank(child))) if _max_rank(child) else None
+            if adapter is not None:
+                adapter.source_channels = (adapter.weight.shape[adapter.out_dim], adapter.weight.shape[adapter.in_dim])
+                setattr(parent, name, adapter)
+                wrapped.append(prefix + name)
+            else:
+                visit(child, prefix + name + ".")
+
+    visit(module, "")
+    return wrapped
+
+
+def _out_features(layer):
+    return getattr(layer, "out_channels", None) or getattr(layer, "out_features", None)
+
+
+def _max_rank(layer):
+    outs, ins = _out_features(layer), getattr(layer, "in_channels", None) or getattr(layer, "in_features", None)
+    return min(outs, ins) if outs and ins else None
+
+
+def fuse_adapters(module: nn.Module) -> None:
+    """Replace every SPLoRA wrapper by its fused plain layer, in place."""
+    for name, child in list(module.named_children()):
+        if isinstance(child, SpLoRA):
+            setattr(module, name, child.fuse())
+        else:
+            fuse_adapters(child)
+
+
+def adapter_masks(module: nn.Module) -> dict[str, torch.Tensor]:
+    """Kept source channels of every wrapper as boolean masks: "<name>.out_mask", "<name>.in_mask"."""
+    masks = {}
+    for name, layer in module.named_modules():
+        if isinstance(layer, SpLoRA):
+            for kind, index, size in (("out", layer.out_index, layer.source_channels[0]),
+                                      ("in", layer.in_index, layer.source_channels[1])):
+                mask = torch.zeros(size, dtype=torch.bool)
+                mask[index] = True
+                masks[f"{name}.{kind}_mask"] = mask
+    return masks
+
+
+def dependency_graph(module: nn.Module, plan: PruningPlan):
+    """torch-pruning's DepGraph of `module`, traced through `plan.trace` (every branch)."""
+    import torch_pruning as tp
+
+    pruners = {**adapter_pruners(), **{t: _channelwise_pruner() for t in plan.channelwise}}
+    with _all_require_grad(module):  # the trace follows grad_fns; zoo models come frozen
+        try:
+            return tp.DependencyGraph().build_dependency(
+                module, example_inputs=plan.trace_inputs, forward_fn=plan.trace, customized_pruners=pruners,
+                verbose=False)
+        except Exception as exc:
+            raise EdgekitError(f"tracing the model's channel dependencies failed: {type(exc).__name__}: "
+                               f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from exc
+
+
+def root_layers(graph) -> list[nn.Module]:
+    """One layer per group of coupled channels, producers first; groups that reach a model output are
+    left out (the model's output channels stay as they are).
+
+    Written here rather than torch-pruning's get_all_groups: that takes roots in trace order, and a
+    depthwise conv met first becomes the root of a group spanning every edge of the concat feeding it,
+    so the edges lose different numbers of channels (RBQE's grouped ECA then breaks).
+    """
+    import torch_pruning as tp
+
+    candidates = [m for m in graph.module2node if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d,
+                                                                 nn.Linear, SpLoRA))]
+    candidates = [m for m in candidates if not (isinstance(m, (nn.Conv1d, nn.Conv2d)) and m.groups > 1)]
+    roots, visited = [], set()
+    for layer in candidates:
+        if layer in visited:
+            continue
+        group = graph.get_pruning_group(layer, graph.get_pruner_of_module(layer).prune_out_channels,
+                                        list(range(_out_channels(graph, layer))))
+        outs = [dep.target.module for dep, _ in group if graph.is_out_channel_pruning_fn(dep.handler)]
+        visited.update(outs)
+        if not any(isinstance(m, tp.ops._OutputOp) for m in outs):
+            roots.append(layer)
+    return roots
+
+
+def prune_step(graph, initial: dict, keep: float, importance=None) -> None:
+    """Bring every root's group to round(initial × keep) channels, dropping the lowest-scored ones
+    (the last ones when `importance` is None: sizing trials)."""
+    for layer, start in initial.items():
+        fn = graph.get_pruner_of_module(layer).prune_out_channels
+        current = _out_channels(graph, layer)
+        drop = current - max(1, round(start * keep))
+        if drop <= 0:
+            continue
+        if importance is None:
+            idxs = list(range(current - drop, current))
+        else:
+            scores = importance(graph.get_pruning_group(layer, fn, list(range(current))))
+            if scores is None:
+                raise EdgekitError(f"{graph._module2name.get(layer, layer)}: the criterion found nothing to score "
+                                   f"(no weight gradient reached it? is it used by the loss?)")
+            idxs = torch.argsort(scores)[:drop].tolist()
+        graph.get_pruning_group(layer, fn, idxs).prune()
+
+
+def keep_ratio_for(module: nn.Module, plan: PruningPlan, density: float) -> float:
+    """The channel keep ratio whose uniform pruning leaves `density` of the parameters (bisection on
+    copies: the parameter count is a step function of the channel counts)."""
+    total = count_parameters(module)
+
+    def density_at(keep: float) -> float:
+        trial = copy.deepcopy(module)
+        graph = dependency_graph(trial, plan)
+        prune_step(graph, {m: _out_channels(graph, m) for m in root_layers(graph)}, keep)
+        return count_parameters(trial) / total
+
+    if density >= 1.0:
+        return 1.0
+    low, high = 0.0, 1.0
+    for _ in range(12):
+        mid = (low + high) / 2
+        if density_at(mid) > density:
+            high = mid
+        else:
+            low = mid
+    # the closer of the two sides of the step (a narrow model cannot hit the density exactly)
+    return high if abs(density_at(high) - density) < abs(density_at(low) - density) else max(low, 1e-6)
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _out_channels(graph, layer) -> int:
+    return graph.get_pruner_of_module(layer).get_out_channels(layer)
+
+
+def _set_trainable(module: nn.Module, method: str) -> None:
+    """SPLoRA: U, V and every bias; fine-pruning: everything."""
+    for name, p in module.named_parameters():
+        leaf = name.rsplit(".", 1)[-1]
+        p.requires_grad_(method == "finetune" or leaf in ("lora_u", "lora_v", "bias"))
+
+
+@contextlib.contextmanager
+def _all_require_grad(module: nn.Module):
+    saved = [(p, p.requires_grad) for p in module.parameters()]
+    for p, _ in saved:
+        p.requires_grad_(True)
+    try:
+        yield
+    finally:
+        for p, flag in saved:
+            p.requires_grad_(flag)
+
+
+@contextlib.contextmanager
+def _gradients(module: nn.Module, plan: PruningPlan, needed: bool):
+    """With `needed`, fill every weight's .grad from one batch of the plan's loss (frozen W included:
+    its gradient is the fused weight's), and clear them afterwards."""
+    if not needed:
+        yield
+        return
+    with _all_require_grad(module):
+        module.zero_grad(set_to_none=True)
+        module.train()
+        plan.loss(module).backward()
+        module.eval()
+        try:
+            yield
+        finally:
+            module.zero_grad(set_to_none=True)
+
+
+def _channelwise_pruner():
+    import torch_pruning as tp
+
+    class ChannelwisePruner(tp.pruner.BasePruningFunc):
+        """A layer that scales channels with no per-channel weights: nothing to cut, channels pass
+        through (prune_in = prune_out couples its input and output channels in the graph)."""
+
+        TARGET_MODULES = None
+
+        def prune_out_channels(self, layer, idxs):
+            return layer
+
+        prune_in_channels = prune_out_channels
+
+        def get_out_channels(self, layer):
+            return None
+
+        def get_in_channels(self, layer):
+            return None
+
+    return ChannelwisePruner()

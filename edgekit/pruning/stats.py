@@ -1,0 +1,45 @@
+"""Size of a model for the prune report: parameters, multiply-accumulates over every branch, and the
+channels of each layer."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+LAYERS = (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+
+
+@torch.no_grad()
+def count_macs(module: nn.Module, trace, inputs: tuple) -> int:
+    """MACs of the conv/linear layers over one call of `trace(module, inputs)` (the all-branches forward).
+
+    Counted with hooks rather than torch-pruning's count_ops_and_params, which calls module(*inputs)
+    and so counts only the branch that input takes through a model with early exits.
+    """
+    total = 0
+
+    def count(layer, args, output):
+        nonlocal total
+        if isinstance(layer, nn.ConvTranspose2d):
+            total += args[0].numel() * layer.weight[0].numel()  # (out/groups)·k² per input element
+        else:
+            total += output.numel() * layer.weight[0].numel()  # (in/groups)·k² per output element
+
+    handles = [m.register_forward_hook(count) for m in module.modules() if isinstance(m, LAYERS)]
+    try:
+        trace(module, inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return int(total)
+
+
+def layer_channels(module: nn.Module) -> dict[str, tuple[int, int]]:
+    """{layer name: (in channels, out channels)} of the conv/linear layers."""
+    out = {}
+    for name, layer in module.named_modules():
+        if isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d)):
+            out[name] = (layer.in_channels, layer.out_channels)
+        elif isinstance(layer, nn.Linear):
+            out[name] = (layer.in_features, layer.out_features)
+    return out
