@@ -117,7 +117,9 @@ def _stage_adapter(source: ModelSource, adapter: Path, reporter) -> tuple[ModelS
 
     with reporter.stage(f"prune: apply {Path(adapter).name}"):
         module, block = apply_adapter(source.module, Path(adapter), source.sha256)
-    return replace(source, module=module), block
+    from edgekit.sources import module_validation_feeds
+
+    return replace(source, module=module, validation_feeds=module_validation_feeds(module)), block
 
 
 def _stage_onnx(source, root, log_path, options, reporter):

@@ -187,9 +187,6 @@ def _from_built(spec, kind, built, input_specs, dynamic, sha256) -> ModelSource:
         if unknown:
             raise SourceError(f"{spec}: input_ranges() names unknown inputs {', '.join(sorted(unknown))}")
         specs = [replace(s, range=tuple(ranges[s.name])) if s.name in ranges else s for s in specs]
-    feeds = []
-    if callable(getattr(module, "validation_feeds", None)):
-        feeds = [{k: _to_numpy(v) for k, v in f.items()} for f in module.validation_feeds()]
     return ModelSource(
         spec=spec,
         kind=kind,
@@ -199,8 +196,16 @@ def _from_built(spec, kind, built, input_specs, dynamic, sha256) -> ModelSource:
         module=module,
         output_names=output_names,
         dynamic_shapes=dims,
-        validation_feeds=feeds,
+        validation_feeds=module_validation_feeds(module),
     )
+
+
+def module_validation_feeds(module) -> list[dict[str, np.ndarray]]:
+    """The module's `validation_feeds()` as numpy feeds ([] without the hook). They depend on the weights
+    (RBQE picks thresholds from its own exit scores), so a pruned module asks again."""
+    if not callable(getattr(module, "validation_feeds", None)):
+        return []
+    return [{k: _to_numpy(v) for k, v in f.items()} for f in module.validation_feeds()]
 
 
 def _from_pt2(spec, input_specs, dynamic) -> ModelSource:

@@ -68,6 +68,25 @@ class StoRM(nn.Module):
 
     # --- the exported graph --------------------------------------------------------------------
     def forward(self, noisy_spec: torch.Tensor, num_steps: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        state, keep_going, step = self._sampler(noisy_spec, num_steps, noise)
+        if torch.compiler.is_exporting() or torch.compiler.is_compiling():
+            return while_loop(keep_going, step, state)[2]
+        # Eager: the same `step` in a Python loop. Eager `while_loop` wraps itself in torch.compile,
+        # which costs seconds on the first call and on every new frame count.
+        while keep_going(*state):
+            state = step(*state)
+        return state[2]
+
+    def forward_unrolled(self, noisy_spec: torch.Tensor, noise: torch.Tensor, steps: int) -> torch.Tensor:
+        """The sampler with a fixed step count as straight-line code: traced, it is the unrolled reference
+        the `Loop` graph's per-step cost is measured against (benchmarks/storm_loop.py)."""
+        state, _, step = self._sampler(noisy_spec, torch.tensor(steps, dtype=torch.int64), noise)
+        for _ in range(steps):
+            state = step(*state)
+        return state[2]
+
+    def _sampler(self, noisy_spec, num_steps, noise):
+        """(initial loop state, condition, step) of the predictor–corrector sampler."""
         y = noisy_spec
         dy = self.predict(y)
         n = torch.clamp(num_steps, 1, self.max_steps)
@@ -91,13 +110,7 @@ class StoRM(nn.Module):
             return i + 1, x, x_mean
 
         state = (torch.zeros((), dtype=torch.int64), x_init, x_init.clone())
-        if torch.compiler.is_exporting() or torch.compiler.is_compiling():
-            return while_loop(keep_going, step, state)[2]
-        # Eager: the same `step` in a Python loop. Eager `while_loop` wraps itself in torch.compile,
-        # which costs seconds on the first call and on every new frame count.
-        while keep_going(*state):
-            state = step(*state)
-        return state[2]
+        return state, keep_going, step
 
     # --- Python helpers (validate, then call the graph) -----------------------------------------
     def enhance_spec(self, noisy_spec: torch.Tensor, num_steps, noise: torch.Tensor | None = None,

@@ -155,20 +155,32 @@ def test_all_branches_hook_prunes_both_heads():
 
 
 @pytest.mark.onnxruntime
+@pytest.mark.openvino
 @pytest.mark.slow
-def test_pruned_rbqe_exports_with_its_four_if(rbqe_task, tmp_path):
-    from dataclasses import replace
+def test_export_adapter_rebuilds_the_pruned_rbqe_with_its_four_if(rbqe_task, tmp_path):
+    """`edgekit export SOURCE --adapter task.safetensors`: the pruned model, exits intact, validated on every
+    exit against the pruned PyTorch model (rebuilt from the task file the bundle keeps)."""
+    import numpy as np
 
-    from edgekit.pipeline import ExportOptions, export_bundle
-    from edgekit.pruning import apply_adapter
-    from edgekit.sources import resolve_source
+    from conftest import run_cli
+    from edgekit.bundle import Bundle
+    from edgekit.runtimes import open_runner
+    from edgekit.testdata import read_testdata
 
     spec, out, report = rbqe_task
-    source = resolve_source(spec)
-    module, block = apply_adapter(source.module, out / "adapter.safetensors", source.sha256)
-    bundle = export_bundle(replace(source, module=module), tmp_path / "bundle",
-                           ExportOptions(targets=("onnx",), samples=2))
-    manifest = bundle.manifest
-    assert manifest.control_flow["If"] == 4 and manifest.control_flow["Loop"] == 0
-    assert manifest.validation["onnxruntime"]["status"] == "passed"
-    assert block["params_after"] == report["params_after"] < report["params_before"]
+    result = run_cli("export", spec, "--adapter", out / "adapter.safetensors", "--target", "onnx",
+                     "--target", "openvino", "--samples", "2", "--out", tmp_path / "bundle", "--json")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads(result.stdout)
+    assert manifest["control_flow"]["If"] == 4 and manifest["control_flow"]["Loop"] == 0
+    prune = manifest["pipeline"]["prune"]
+    assert prune["params_after"] == report["params_after"] < prune["params_before"]
+    assert prune["macs_after"] < prune["macs_before"] and prune["density"] == 0.5
+    for runtime in ("onnxruntime", "openvino"):
+        assert manifest["validation"][runtime]["status"] == "passed"
+        assert manifest["validation"][runtime]["paths"]["exit_index"] == [0, 1, 2, 3, 4]
+    bundle = Bundle.load(tmp_path / "bundle")
+    with open_runner(bundle, "torch") as torch_runner, open_runner(bundle, "onnxruntime") as ort_runner:
+        feed, reference = read_testdata(bundle.path)[0]
+        assert np.allclose(torch_runner.run(feed)["enhanced"], reference["enhanced"], atol=1e-6)
+        assert np.allclose(ort_runner.run(feed)["enhanced"], reference["enhanced"], atol=1e-4)
