@@ -355,13 +355,14 @@ def main() -> None:
 
 def _register_commands() -> None:
     from edgekit.cli_debug import debug_command
-
-    app.command("debug")(command(debug_command))
     from edgekit.cli_prune import prune_command
     from edgekit.cli_quantize import quantize_command
+    from edgekit.cli_sweep import sweep_command
 
+    app.command("debug")(command(debug_command))
     app.command("prune")(command(prune_command))
     app.command("quantize")(command(quantize_command))
+    app.command("sweep")(command(sweep_command))
 
 
 _register_commands()

@@ -1,0 +1,154 @@
+"""Where a sweep's tasks run: a local process pool (the default) or a Ray cluster (`--ray`).
+
+Both take the plan's task graph and report each result as it lands (`on_done(task, result)`); the
+stage code is the same (`stages.run_task`). Device tasks (benchmarks) need their device label:
+- locally only this machine's label can run; they run one at a time and alone, because a benchmark
+  sharing the CPU with an export measures the export;
+- under Ray they request the custom resource `device:<label>` (one unit: one benchmark at a time per
+  device) and no CPU, so a device host can be started with `--num-cpus 0` to keep exports off it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Callable
+
+from edgekit.errors import EdgekitError
+from edgekit.sweep.plan import SweepPlan, Task
+from edgekit.sweep.stages import run_task
+
+OnDone = Callable[[Task, dict], None]
+
+
+def _failed(task: Task, reason: str) -> dict:
+    return {"status": "failed", "reason": reason, "kind": task.kind, "key": task.key, "label": task.label}
+
+
+class LocalExecutor:
+    """A spawned process pool on this machine (`jobs` workers, reused across tasks)."""
+
+    name = "local"
+
+    def __init__(self, jobs: int | None = None):
+        self.jobs = jobs or max(1, (os.cpu_count() or 2) // 2)
+
+    def unroutable(self, label: str, local_label: str) -> str | None:
+        if label == local_label:
+            return None
+        return (f"no host with device:{label} (without --ray only this machine's label {local_label!r} runs; "
+                f"use --ray with a node started with --resources '{{\"device:{label}\": 1}}')")
+
+    def run(self, plan: SweepPlan, on_done: OnDone) -> dict[str, dict]:
+        results: dict[str, dict] = {}
+        pending = dict(plan.tasks)
+        running: dict = {}  # future → task
+        # spawn, not fork: the parent may hold torch/OpenMP threads, which do not survive a fork
+        context = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(self.jobs, mp_context=context)
+        try:
+            while pending or running:
+                for task in self._next(pending, running, results):
+                    del pending[task.key]
+                    running[pool.submit(run_task, task.payload, *[results[d] for d in task.deps])] = task
+                if not running:
+                    raise RuntimeError(f"sweep plan has tasks that can never run: {', '.join(pending)}")
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                broken = False
+                for future in done:
+                    task = running.pop(future)
+                    try:
+                        results[task.key] = future.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        results[task.key] = _failed(task, "the worker process died (crash or out of memory)")
+                    on_done(task, results[task.key])
+                if broken:  # every task in flight went down with the pool; a fresh pool serves the rest
+                    for future, task in running.items():
+                        results[task.key] = _failed(task, "the worker process died (crash or out of memory)")
+                        on_done(task, results[task.key])
+                    running.clear()
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = ProcessPoolExecutor(self.jobs, mp_context=context)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return results
+
+    def close(self) -> None:
+        pass
+
+    def _next(self, pending: dict, running: dict, results: dict) -> list[Task]:
+        """Ready tasks to start now: a device task only when nothing else runs, and then nothing beside it."""
+        if any(t.device for t in running.values()):
+            return []
+        ready = [t for t in pending.values() if all(d in results for d in t.deps)]
+        if not running:
+            device = next((t for t in ready if t.device), None)
+            others = [t for t in ready if not t.device]
+            if device is not None and not others:
+                return [device]
+            return others[: self.jobs]
+        return [t for t in ready if not t.device][: self.jobs - len(running)]
+
+
+class RayExecutor:
+    """Ray tasks on a running cluster (`address`: "auto", "ray://host:10001", "host:6379") or, with
+    "local", on an instance started here that declares this machine's device label."""
+
+    name = "ray"
+
+    def __init__(self, address: str = "auto", local_label: str = "local", num_cpus: int | None = None):
+        try:
+            import ray
+        except ImportError:
+            raise EdgekitError("--ray needs ray (pip install 'edgekit[sweep]')") from None
+        self.ray = ray
+        self.started = False
+        if not ray.is_initialized():
+            if address == "local":
+                ray.init(num_cpus=num_cpus, resources={f"device:{local_label}": 1}, include_dashboard=False,
+                         log_to_driver=False)
+            else:
+                try:
+                    ray.init(address=address, log_to_driver=False)
+                except (ConnectionError, RuntimeError, ValueError) as exc:
+                    raise EdgekitError(f"--ray {address}: cannot connect to a Ray cluster: "
+                                       f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            self.started = True
+
+    def unroutable(self, label: str, local_label: str) -> str | None:
+        if self.ray.cluster_resources().get(f"device:{label}", 0) >= 1:
+            return None
+        return (f"no host with device:{label} in the Ray cluster (declare it on the host that has it: "
+                f"ray start --resources '{{\"device:{label}\": 1}}')")
+
+    def run(self, plan: SweepPlan, on_done: OnDone) -> dict[str, dict]:
+        ray = self.ray
+        remote = ray.remote(max_retries=0)(run_task)
+        refs = {}
+        for task in plan.tasks.values():  # dependency order: upstream refs exist; Ray resolves them to results
+            if task.device:
+                options = {"num_cpus": 0, "resources": {f"device:{task.device}": 1}}
+            else:
+                options = {"num_cpus": 1}
+            refs[task.key] = remote.options(name=f"edgekit-sweep {task.label}", **options).remote(
+                task.payload, *[refs[d] for d in task.deps])
+        waiting = {ref: key for key, ref in refs.items()}
+        results: dict[str, dict] = {}
+        while waiting:
+            done, _ = ray.wait(list(waiting), num_returns=1)
+            for ref in done:
+                task = plan.tasks[waiting.pop(ref)]
+                try:
+                    results[task.key] = ray.get(ref)
+                except Exception as exc:  # the worker died, or an upstream task did (RayTaskError)
+                    reason = str(exc).strip().splitlines()
+                    results[task.key] = _failed(task, f"ray: {type(exc).__name__}: {reason[0] if reason else ''}")
+                on_done(task, results[task.key])
+        return results
+
+    def close(self) -> None:
+        if self.started:
+            self.ray.shutdown()

@@ -1,0 +1,274 @@
+"""The stage functions of a sweep cell, run in a worker (a process-pool process or a Ray task).
+
+They call edgekit's Python stage functions (`prune_model`, `export_bundle`, `measure_in_child`,
+`resolve_metric`) rather than the CLI in a subprocess: the worker already is the isolation boundary a
+subprocess would give (own process, own imports), a failure arrives as a typed `EdgekitError` with its
+one-line message instead of stderr to parse, and each stage skips a second torch import. Timing stays as
+isolated as `edgekit bench`'s: each benchmark row runs in its own spawned child (`measure_in_child`).
+
+`run_task` never raises: a failure (its own or an upstream stage's) is a result with a one-line reason,
+so one bad cell never stops the sweep.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.errors import EdgekitError
+from edgekit.sweep.cache import StageCache
+
+
+def run_task(payload: dict, *upstream: dict) -> dict:
+    """Run one stage (payload["kind"]) unless its result is cached; `upstream`: its dependencies' results."""
+    kind, key = payload["kind"], payload["key"]
+    # the torch row only gives `× vs torch`: a cell whose PyTorch eager run fails is still measured
+    broken = next((u for u in upstream if u.get("status") != "ok" and u.get("kind") != "torch"), None)
+    if broken is not None:
+        reason = broken["reason"] if broken.get("skipped") else f"{broken.get('label', 'a stage')}: {broken['reason']}"
+        return {"status": "failed", "skipped": True, "reason": reason, "kind": kind, "label": payload["label"]}
+    cache = StageCache(payload["cache"])
+    hit = cache.get(kind, key)
+    if hit is not None:
+        return {**hit, "cached": True}
+    start = time.perf_counter()
+    try:
+        result = {"status": "ok", **STAGES[kind](payload, cache.fresh_dir(kind, key), *upstream)}
+    except EdgekitError as exc:
+        result = {"status": "failed", "reason": _one_line(str(exc))}
+    except Exception as exc:  # a bug or a backend crash: keep its traceback for the JSON, one line for the table
+        result = {"status": "failed", "reason": _one_line(f"{type(exc).__name__}: {exc}"),
+                  "traceback": traceback.format_exc(limit=8)}
+    seconds = time.perf_counter() - start
+    result.update(kind=kind, key=key, label=payload["label"], seconds=round(seconds, 2), where=where_am_i())
+    cache.record_run(kind, key, seconds, result["status"])
+    if result["status"] == "ok":  # failures are not cached: a re-run tries them again
+        cache.put(kind, key, result)
+    return {**result, "cached": False}
+
+
+def where_am_i() -> dict:
+    """Host and process, and under Ray the node and the resources the scheduler assigned this task."""
+    info = {"host": socket.gethostname(), "pid": os.getpid()}
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        context = ray.get_runtime_context()
+        info.update(node=context.get_node_id(), resources=context.get_assigned_resources())
+    return info
+
+
+# --- stages --------------------------------------------------------------------------------------
+
+
+def prune_stage(payload: dict, out: Path) -> dict:
+    from edgekit.pruning import prune_model
+    from edgekit.sources import resolve_source
+
+    options = {k: payload[k] for k in ("importance", "adapter", "rank", "steps", "recover_minutes")
+               if payload.get(k) is not None}
+    report = prune_model(resolve_source(payload["source"]), out / "pruned", density=payload["density"],
+                         force=True, **options)
+    adapter = Path(report.get("adapter") or out / "pruned" / "adapter.safetensors")
+    return {"adapter": str(adapter), "report": report}
+
+
+def export_stage(payload: dict, out: Path, prune: dict | None = None) -> dict:
+    from edgekit.bundle import Bundle
+    from edgekit.errors import ValidationFailed
+    from edgekit.pipeline import ExportOptions, export_bundle
+    from edgekit.sources import resolve_source
+
+    options = ExportOptions(
+        targets=tuple(payload["targets"]), precision=payload["precision"], validate=payload["validate"],
+        samples=payload["samples"], opset=payload["opset"], calib=payload["calib"],
+        calib_samples=payload["calib_samples"], adapter=Path(prune["adapter"]) if prune else None, force=True,
+    )
+    error = None
+    try:
+        bundle = export_bundle(resolve_source(payload["source"]), out / "bundle", options)
+    except ValidationFailed as exc:  # the bundle is written; the cells of the failing runtimes fail
+        bundle, error = Bundle.load(out / "bundle"), str(exc)
+    sizes = {k: v.get("size_bytes") for k, v in bundle.manifest.artifacts.items() if isinstance(v, dict)}
+    return {"bundle": str(bundle.path), "validation": bundle.manifest.validation, "validation_error": error,
+            "sizes": sizes, "prune": bundle.manifest.pipeline.get("prune")}
+
+
+def baseline_stage(payload: dict, out: Path) -> dict:
+    """The metric of the fp32 unpruned source, once per sweep (and feeds): every cell's drop is from it."""
+    from edgekit.metrics import TaskMetric
+    from edgekit.sources import resolve_source
+
+    source = resolve_source(payload["source"])
+    metric = sweep_metric(source, payload["metric"], payload["feeds"])
+    reference = reference_runner(source)
+    if isinstance(metric, TaskMetric):
+        return {"metric": metric.name, "baseline": metric.mean_score(reference.run), "samples": len(metric.feeds)}
+    outputs = [reference.run(feed) for feed in metric.feeds]
+    path = out / "reference.npz"
+    np.savez(path, **{f"{i}/{k}": v for i, o in enumerate(outputs) for k, v in o.items()})
+    baseline = float(np.mean([metric.fn(o, o) for o in outputs]))
+    return {"metric": metric.name, "baseline": baseline, "samples": len(outputs), "reference": str(path)}
+
+
+def torch_stage(payload: dict, out: Path, export: dict) -> dict:
+    """PyTorch eager on the fp32 unpruned model at the cell's shape and feeds: the `× vs torch` denominator."""
+    from edgekit.bench import BenchCase
+    from edgekit.bundle import Bundle
+
+    bundle = Bundle.load(export["bundle"])
+    result = _bench(bundle, BenchCase("torch", "fp32"), payload)
+    return {"bench": result}
+
+
+def measure_stage(payload: dict, out: Path, export: dict, baseline: dict, torch: dict) -> dict:
+    """One cell: the metric through the cell's runtime, then its latency, on the device."""
+    from edgekit.bench import plan_cases
+    from edgekit.bundle import Bundle
+    from edgekit.runtimes import RUNNERS, open_runner
+    from edgekit.sources import resolve_source
+
+    runtime = payload["runtime"]
+    bundle = Bundle.load(_visible(export["bundle"]))
+    checked = export["validation"].get(runtime) or {}
+    if checked.get("status") == "failed":
+        raise EdgekitError(f"validation failed on {runtime}: {(checked.get('failures') or ['out of tolerance'])[0]}")
+    case = plan_cases(bundle, [runtime], "CPU", [], [])[0]  # the latency row at the artifact's precision
+    if case.unavailable:
+        raise EdgekitError(f"{runtime}: {case.unavailable}")
+    bench_input(bundle, payload["shape"], payload["feeds"])  # a bad shape fails here, before any work
+
+    source = resolve_source(payload["source"])
+    metric = sweep_metric(source, payload["metric"], payload["feeds"])
+    with open_runner(bundle, runtime, **case.options) as runner:
+        scored = _evaluate(metric, runner.run, baseline)
+    timed = _bench(bundle, case, payload)
+    torch_p50 = torch["bench"]["latency_ms"]["p50"] if torch.get("status") == "ok" else None
+    entry = bundle.manifest.artifacts.get(RUNNERS.get(runtime).artifact) or {}
+    entry = entry[0] if isinstance(entry, list) else entry
+    return {"metric": scored.to_json(), "bench": timed, "p50_ms": timed["latency_ms"]["p50"],
+            "vs_torch": timed["latency_ms"]["p50"] / torch_p50 if torch_p50 else None,
+            "size_mb": entry["size_bytes"] / 1e6 if entry.get("size_bytes") else None,
+            "validation": checked.get("status"), "precision": case.precision,
+            "torch_reason": None if torch_p50 else torch.get("reason")}
+
+
+STAGES = {"prune": prune_stage, "export": export_stage, "baseline": baseline_stage, "torch": torch_stage,
+          "measure": measure_stage}
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def sweep_metric(source, spec: str | None, feeds: dict):
+    """The metric for `spec` on `source`, with the cell's scalar feeds (threshold, num_steps) applied to
+    its inputs: the accuracy of a threshold is measured at that threshold."""
+    from dataclasses import replace
+
+    from edgekit.metrics import resolve_metric
+
+    samples = list(source.validation_feeds) or [source.example_feed()]
+    metric = resolve_metric(spec, source.module, samples)
+    return replace(metric, feeds=[_override(f, feeds) for f in metric.feeds]) if feeds else metric
+
+
+def reference_runner(source):
+    """The fp32 reference of an unpruned source: its module eagerly (ONNX sources: ONNX Runtime)."""
+    from edgekit.specs import TensorSpec
+
+    outputs = [TensorSpec(n, (), "float32") for n in source.output_names or ["output"]]
+    if source.kind == "onnx":
+        from edgekit.runtimes.onnxruntime import OnnxRuntimeRunner
+
+        return OnnxRuntimeRunner(source.onnx_path, source.inputs, outputs)
+    from edgekit.runtimes.torch import TorchRunner
+
+    module = source.module if source.module is not None else source.exported.module()
+    return TorchRunner(module, source.inputs, outputs)
+
+
+def bench_input(bundle, shape: str | None, feeds: dict) -> dict[str, np.ndarray]:
+    """The bundle's first testdata sample with the cell's scalar feeds, its tensor input tiled/cropped to
+    `shape`. Raises EdgekitError for a shape the model cannot take (rank, static dims)."""
+    from edgekit.bench import bench_feed
+    from edgekit.sweep.config import parse_shape
+
+    feed = bench_feed(bundle, feeds)
+    if not shape:
+        return feed
+    name, dims = parse_shape(shape)
+    specs = {s.name: s for s in bundle.manifest.inputs}
+    if name is None:
+        name = next((s.name for s in bundle.manifest.inputs if s.shape), None)
+    spec = specs.get(name)
+    if spec is None or not spec.shape:
+        raise EdgekitError(f"shape {shape}: the model has no tensor input {name!r} (inputs: {', '.join(specs)})")
+    if len(dims) != len(spec.shape):
+        raise EdgekitError(f"shape {shape}: input {name!r} has rank {len(spec.shape)} {list(spec.shape)}")
+    for axis, (want, have) in enumerate(zip(dims, spec.shape)):
+        if isinstance(have, int) and want != have:
+            raise EdgekitError(f"shape {shape}: input {name!r} axis {axis} is fixed at {have} {list(spec.shape)}")
+    value = np.asarray(feed[name])
+    reps = [math.ceil(d / s) for d, s in zip(dims, value.shape)]
+    # tiling the real sample (rather than noise) keeps data-dependent paths (early exits) realistic
+    feed[name] = np.ascontiguousarray(np.tile(value, reps)[tuple(slice(0, d) for d in dims)])
+    return feed
+
+
+def _bench(bundle, case, payload: dict) -> dict:
+    from edgekit.bench import BenchSettings, measure_in_child
+
+    settings = payload["bench"]
+    feed = bench_input(bundle, payload["shape"], payload["feeds"])
+    # Ray sets OMP_NUM_THREADS to a task's num_cpus (1 for our num_cpus=0 device tasks); the child would
+    # inherit it and PyTorch would time on one thread. Benchmarks use the runtimes' defaults, as `edgekit bench`.
+    saved = os.environ.pop("OMP_NUM_THREADS", None) if "ray" in sys.modules else None
+    try:
+        result = measure_in_child(bundle.path, case, BenchSettings(settings["warmup"], settings["iters"], None,
+                                                                   settings["threads"], 1), feed)
+    finally:
+        if saved is not None:
+            os.environ["OMP_NUM_THREADS"] = saved
+    if not result:
+        raise EdgekitError(f"{case.runtime} benchmark {result.status}: {result.reason}")
+    return result.to_json()
+
+
+def _evaluate(metric, run, baseline: dict):
+    from edgekit.metrics import TaskMetric
+
+    if isinstance(metric, TaskMetric):
+        return metric.evaluate(run, baseline=baseline["baseline"])
+    stored = np.load(baseline["reference"])
+    outputs = [{} for _ in metric.feeds]
+    for name in stored.files:
+        index, _, output = name.partition("/")
+        outputs[int(index)][output] = stored[name]
+    by_feed = {id(f): o for f, o in zip(metric.feeds, outputs)}  # evaluate() passes these same feed objects
+    return metric.evaluate(run, reference=lambda feed: by_feed[id(feed)], baseline=baseline["baseline"])
+
+
+def _override(feed: dict, values: dict) -> dict:
+    out = dict(feed)
+    for name, value in values.items():
+        if name in out:
+            out[name] = np.asarray(value, dtype=np.asarray(out[name]).dtype).reshape(np.shape(out[name]))
+    return out
+
+
+def _visible(path: str) -> str:
+    if not Path(path).is_dir():
+        raise EdgekitError(f"{path}: not visible on {socket.gethostname()} (with Ray on several hosts the "
+                           f"sweep's cache must be on a filesystem every node mounts at the same path)")
+    return path
+
+
+def _one_line(text: str) -> str:
+    line = next((part.strip() for part in text.splitlines() if part.strip()), "failed")
+    return line[:400]
