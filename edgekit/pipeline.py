@@ -371,7 +371,10 @@ def _artifact_precision(entry) -> str:
 def _failure_message(failed: list[RuntimeValidation]) -> str:
     parts = [f"{v.runtime}: {v.failures[0]}" + (f" (+{len(v.failures) - 1} more)" if len(v.failures) > 1 else "")
              for v in failed]
-    return "validation failed — " + "; ".join(parts)
+    hint = ""
+    if any(v.precision == "int8" for v in failed):
+        hint = " (int8: --max-drop D keeps the most sensitive layers in float until the budget holds)"
+    return "validation failed — " + "; ".join(parts) + hint
 
 
 def revalidate_bundle(bundle: Bundle, runtimes: list[str], samples: int, tolerance: Tolerance | None,
