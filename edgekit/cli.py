@@ -140,6 +140,7 @@ def export(
     adapter: Optional[Path] = typer.Option(
         None, "--adapter", help="Pruning task file (edgekit prune): export the pruned model it describes."),
     validate: bool = typer.Option(True, "--validate/--no-validate", help="Check every artifact against the reference."),
+    slim: bool = typer.Option(True, "--slim/--no-slim", help="Clean the ONNX with OnnxSlim (If/Loop kept) before compiling."),
     samples: int = typer.Option(8, min=1, help="Validation samples."),
     atol: Optional[float] = typer.Option(None, help="Absolute tolerance (default by precision)."),
     rtol: Optional[float] = typer.Option(None, help="Relative tolerance (default by precision)."),
@@ -186,7 +187,7 @@ def export(
         extra_feeds=load_npz_feeds(data, model.inputs) if data else [],
         target_options={**({"trt_arch": trt_arch} if trt_arch else {}),
                         **({"trt_shapes": dict(parse_profile_spec(t) for t in trt_shape)} if trt_shape else {})},
-        calib=calib, calib_samples=calib_samples, max_drop=max_drop, metric=metric, adapter=adapter,
+        calib=calib, calib_samples=calib_samples, max_drop=max_drop, metric=metric, adapter=adapter, slim=slim,
     )
     try:
         bundle = export_bundle(model, out, options, reporter)

@@ -40,6 +40,7 @@ class ExportOptions:
     calib: str | None = None  # --calib: folder, .npz or file.py:fn (None: the model's calibration_feeds)
     calib_samples: int = 64
     adapter: Path | None = None  # --adapter: a pruning task file (edgekit prune) applied to the source
+    slim: bool = True  # clean the exported graph with OnnxSlim (export/cleanup.py), If/Loop kept
     reuse: Path | None = None  # `edgekit quantize`: take the fp32 ONNX (+ model.pt2) from this bundle
     max_drop: float | None = None  # --max-drop: int8 accuracy budget on `metric`
     metric: str | None = None  # --metric: psnr | si_sdr | cosine | FILE.py:fn (None: the model's own)
@@ -153,6 +154,13 @@ def _stage_onnx(source, root, log_path, options, reporter):
                           f"{type(exc).__name__}: {reason}") from exc
     artifacts["torch"] = {"path": "model.pt2", "torch_version": torch.__version__.split("+")[0]}
     artifacts["onnx"] = _onnx_entry(root, exported.opset)
+    if options.slim:
+        from edgekit.export.cleanup import slim_onnx
+
+        with reporter.stage("onnx: clean the graph (onnxslim)"):
+            slimmed = slim_onnx(root / "model.onnx", log=reporter.note)
+        if slimmed:
+            artifacts["onnx"]["cleanup"] = slimmed
     model = load_onnx(root / "model.onnx", load_external_data=False)
     check_control_flow_kept(exported.torch_control_flow, model, source.spec)
     return artifacts, control_flow_counts(model), {"runtime": "torch", "artifact": "torch"}
