@@ -21,7 +21,7 @@ threshold = [2.0]
 name = "psnr"                  # default: the model's task_metric(), else output cosine vs fp32
 budget = 0.3                   # the largest drop from the fp32 unpruned reference a variant may have
 
-[export]                       # calib, calib_samples, samples (validation), validate, opset
+[export]                       # calib, calib_samples, max_drop (int8 accuracy control), samples, validate, opset
 [prune]                        # importance, adapter, rank, steps, recover_minutes
 [bench]                        # iters, warmup, threads
 ```
@@ -54,6 +54,7 @@ class ConfigError(EdgekitError):
 class ExportSettings:
     calib: str | None = None
     calib_samples: int = 64
+    max_drop: float | None = None  # int8 cells: export --max-drop (sensitive layers stay float)
     samples: int = 8
     validate: bool = True
     opset: int = 18
@@ -299,6 +300,7 @@ def _settings(data: dict, key: str, cls, where: str):
     return cls(**table)
 
 
-_KIND = {"calib": str, "calib_samples": int, "samples": int, "validate": bool, "opset": int,
+_KIND = {"calib": str, "calib_samples": int, "max_drop": float, "samples": int, "validate": bool,
+         "opset": int,
          "importance": str, "adapter": str, "rank": int, "steps": int, "recover_minutes": float,
          "iters": int, "warmup": int, "threads": int}

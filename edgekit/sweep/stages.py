@@ -89,6 +89,7 @@ def export_stage(payload: dict, out: Path, prune: dict | None = None) -> dict:
         targets=tuple(payload["targets"]), precision=payload["precision"], validate=payload["validate"],
         samples=payload["samples"], opset=payload["opset"], calib=payload["calib"],
         calib_samples=payload["calib_samples"], adapter=Path(prune["adapter"]) if prune else None, force=True,
+        max_drop=payload.get("max_drop") if payload["precision"] == "int8" else None,
     )
     error = None
     try:
