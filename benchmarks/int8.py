@@ -1,7 +1,7 @@
 """INT8 results for the zoo models: what got quantized (through If/Loop), the task-metric drop against
 fp32 PyTorch, and OpenVINO latency fp32 vs int8 — the numbers behind benchmarks/README.md's INT8 section.
 
-    python benchmarks/int8.py [--model rbqe|storm|both] [--reps 20]
+    python benchmarks/int8.py [--model rbqe|storm|both] [--reps 20] [--reuse]
 
 RBQE: PSNR against the clean held-out photos (the model's task metric), exit-path agreement, OpenVINO
 latency at 1×1×256×256 for exit 5 (threshold 2) and exit 1 (threshold 0), and the TensorRT(-RTX) layer
@@ -21,6 +21,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 BUNDLES = HERE / "results" / "bundles"
+REUSE = False  # --reuse: take the bundles of an earlier run (re-time on a quieter machine)
 
 
 def export(spec: str, name: str, precision: str, targets: tuple[str, ...], **options):
@@ -31,6 +32,8 @@ def export(spec: str, name: str, precision: str, targets: tuple[str, ...], **opt
     from edgekit.sources import resolve_source
     from edgekit.ui import Reporter
 
+    if REUSE and (BUNDLES / name / "manifest.json").exists():
+        return Bundle.load(BUNDLES / name)
     try:
         return export_bundle(resolve_source(spec), BUNDLES / name,
                              ExportOptions(targets=targets, precision=precision, force=True, **options), Reporter())
@@ -132,7 +135,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=("rbqe", "storm", "both"), default="both")
     parser.add_argument("--reps", type=int, default=20)
+    parser.add_argument("--reuse", action="store_true", help="reuse the bundles of an earlier run")
     args = parser.parse_args()
+    global REUSE
+    REUSE = args.reuse
     from edgekit.env import environment
 
     for name, fn in (("rbqe", rbqe), ("storm", storm)):

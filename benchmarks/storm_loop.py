@@ -42,13 +42,23 @@ def export_unrolled(model, frames: int, steps: int, path: Path) -> None:
                       verbose=False)
 
 
-def sessions(path: Path, loop: bool):
-    """{runtime: feed → output} for one ONNX file."""
+def sessions(path: Path, loop: bool, feed: dict):
+    """{runtime: feed → output} for one ONNX file, its dynamic dims pinned to `feed`'s shapes: the
+    unrolled references are exported static, so the Loop graph is compiled static too (else the
+    comparison would measure dynamic-shape overhead, not the Loop)."""
+    import onnx
     import onnxruntime as ort
     import openvino as ov
 
-    ort_session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    options = ort.SessionOptions()
+    for value in onnx.load(str(path), load_external_data=False).graph.input:
+        for axis, dim in enumerate(value.type.tensor_type.shape.dim):
+            if dim.dim_param:
+                options.add_free_dimension_override_by_name(dim.dim_param, int(np.shape(feed[value.name])[axis]))
+    ort_session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    model = ov.Core().read_model(str(path))
+    model.reshape({port.get_any_name(): list(np.shape(feed[port.get_any_name()])) for port in model.inputs})
+    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     request = compiled.create_infer_request()
     names = ["noisy_spec", "num_steps", "noise"] if loop else ["noisy_spec", "noise"]
 
@@ -81,8 +91,9 @@ def main() -> None:
     rng = np.random.default_rng(0)
     spec = (0.3 * rng.standard_normal((1, 2, 256, args.frames))).astype(np.float32)
     feeds = {n: storm_feed(model, spec, n, seed=1) for n in (n1, n2)}
-    graphs = {"loop": sessions(work / "loop" / "model.onnx", loop=True),
-              **{f"unrolled{n}": sessions(work / f"unrolled{n}.onnx", loop=False) for n in (n1, n2)}}
+    graphs = {"loop": sessions(work / "loop" / "model.onnx", loop=True, feed=feeds[n1]),
+              **{f"unrolled{n}": sessions(work / f"unrolled{n}.onnx", loop=False, feed=feeds[n])
+                 for n in (n1, n2)}}
     rows = []
     for runtime in ("onnxruntime", "openvino"):
         runs = {("loop", n): (graphs["loop"][runtime], feeds[n]) for n in (n1, n2)}
