@@ -45,6 +45,8 @@ def engines_from_onnx(ctx) -> list[dict]:
             entry = _build_engine(trt, graph, ctx.root / f"model.{arch.lower()}.engine", arch, ctx.precision,
                                   **options)
             ctx.log(f"tensorrt: {entry['path']} {entry['size_bytes'] / 1e6:.1f} MB in {entry['build_seconds']:.1f} s")
+            if "profile_note" in entry:
+                ctx.log(f"tensorrt: {arch}: {entry['profile_note']}")
             entries.append(entry)
     return entries
 
@@ -123,6 +125,15 @@ def _build_engine(trt, onnx_path: Path, engine_path: Path, arch: str, precision:
     seconds = time.perf_counter() - start
     if serialized is None:
         reason = logger.errors() or "no reason given"
+        dynamic = {n: s for n, s in profile_shapes.items() if s[0] != s[2]}
+        if dynamic and not shape_hints:
+            # TensorRT-RTX 1.7 fails inside Myelin on RBQE's nested If for any shape range but builds it for
+            # one fixed shape. Without a user profile (--trt-shape), build that and say so, rather than fail.
+            fixed = {n: (opt, opt, opt) for n, (_, opt, _) in profile_shapes.items()}
+            entry = _build_engine(trt, onnx_path, engine_path, arch, precision, timing_cache, fixed, example_shapes)
+            entry["profile_note"] = (f"a dynamic profile failed ({reason[:200]}); built for the fixed example "
+                                     f"shape instead: pass --trt-shape NAME:MIN,OPT,MAX to choose the shapes")
+            return entry
         raise ExportError(f"tensorrt: building {onnx_path.name} for {arch} failed: {reason}")
     _write_atomic(engine_path, memoryview(serialized))
     if cache_path:

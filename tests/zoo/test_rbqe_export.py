@@ -27,8 +27,9 @@ def rbqe_bundle(tmp_path_factory):
         named = False
     if named and not cuda_device_available():
         # TensorRT-RTX 1.7.1's builder fails on RBQE's nested If with any shape *range* (internal Myelin
-        # error "CHECK(i < op->input_size())"); a fixed-shape profile builds.
-        targets += ["--target", "tensorrt", "--trt-arch", "sm86", "--trt-shape", "image:1x1x64x64"]
+        # error "CHECK(i < op->input_size())"); without --trt-shape, export falls back to the fixed example
+        # shape and says so in the manifest (asserted below).
+        targets += ["--target", "tensorrt", "--trt-arch", "sm86"]
     result = run_cli("export", "zoo:rbqe?width=4,weights=none", *targets, "--out", out, "--json", timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     return out
@@ -50,7 +51,11 @@ def test_exits_stay_nested_if_and_every_exit_matches_pytorch(rbqe_bundle):
     if "tensorrt" in m["artifacts"]:
         engine = m["artifacts"]["tensorrt"][0]
         assert engine["layers"]["CONDITION"] >= 4
-        assert engine["profile"]["image"]["min"] == engine["profile"]["image"]["max"] == [1, 1, 64, 64]
+        profile = engine["profile"]["image"]
+        if "profile_note" in engine:  # the dynamic range failed: one fixed shape, the example's
+            assert profile["min"] == profile["max"] == [1, 1, 64, 64] and "--trt-shape" in engine["profile_note"]
+        else:
+            assert profile["min"] != profile["max"]
         assert m["validation"]["tensorrt"]["status"] in ("skipped", "passed")
 
 
