@@ -155,7 +155,7 @@ def export(
 ):
     """Export a model to a bundle: ONNX plus compiled targets, validated against the reference."""
     from edgekit.bundle import check_destination
-    from edgekit.pipeline import ExportOptions, check_targets, export_bundle
+    from edgekit.pipeline import ExportOptions, check_targets
     from edgekit.sources import resolve_source
     from edgekit.specs import parse_dynamic_spec, parse_input_spec, parse_profile_spec
     from edgekit.validate import load_npz_feeds
@@ -189,18 +189,25 @@ def export(
                         **({"trt_shapes": dict(parse_profile_spec(t) for t in trt_shape)} if trt_shape else {})},
         calib=calib, calib_samples=calib_samples, max_drop=max_drop, metric=metric, adapter=adapter, slim=slim,
     )
-    try:
-        bundle = export_bundle(model, out, options, reporter)
-    except ValidationFailed:
-        from edgekit.bundle import Bundle
+    export_and_report(model, out, options, reporter, json_out)
 
+
+def export_and_report(source, out: Path, options, reporter, json_out: JsonOut, what: str = "bundle") -> None:
+    """Run the export pipeline and show the result: the manifest as JSON (with --json) and the validation
+    table, also when validation failed (the bundle is written, then ValidationFailed goes on up)."""
+    from edgekit.bundle import Bundle
+    from edgekit.pipeline import export_bundle
+
+    try:
+        bundle = export_bundle(source, out, options, reporter)
+    except ValidationFailed:
         bundle = Bundle.load(out)
         json_out.emit(bundle.manifest.to_json())
         print_validation(bundle.manifest.validation)
         raise
     json_out.emit(bundle.manifest.to_json())
     print_validation(bundle.manifest.validation)
-    console.print(f"[green]bundle written:[/] {out}")
+    console.print(f"[green]{what} written:[/] {out}")
 
 
 @app.command("validate")

@@ -11,8 +11,8 @@ from typing import List, Optional
 
 import typer
 
-from edgekit.errors import EdgekitError, ValidationFailed
-from edgekit.ui import Reporter, console
+from edgekit.errors import EdgekitError
+from edgekit.ui import Reporter
 
 
 def quantize_command(
@@ -33,9 +33,8 @@ def quantize_command(
 ):
     """Quantize an exported fp32 bundle to INT8 (If/Loop bodies included), validated against fp32 PyTorch."""
     from edgekit.bundle import Bundle, check_destination
-    from edgekit.cli import JsonOut
-    from edgekit.cli_render import print_validation
-    from edgekit.pipeline import ExportOptions, check_targets, export_bundle, source_from_bundle
+    from edgekit.cli import JsonOut, export_and_report
+    from edgekit.pipeline import ExportOptions, check_targets, source_from_bundle
 
     json_out = JsonOut(as_json)
     if max_drop is not None and max_drop < 0:
@@ -59,13 +58,4 @@ def quantize_command(
         max_drop=max_drop, metric=metric, adapter=adapter, reuse=bundle_path,
         target_options={"trt_arch": trt_arch} if trt_arch else {},
     )
-    try:
-        result = export_bundle(source, out, options, reporter)
-    except ValidationFailed:
-        result = Bundle.load(out)
-        json_out.emit(result.manifest.to_json())
-        print_validation(result.manifest.validation)
-        raise
-    json_out.emit(result.manifest.to_json())
-    print_validation(result.manifest.validation)
-    console.print(f"[green]int8 bundle written:[/] {out}")
+    export_and_report(source, out, options, reporter, json_out, what="int8 bundle")

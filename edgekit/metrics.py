@@ -11,7 +11,6 @@ Used by `--max-drop` (calibration.accuracy), int8 validation, `edgekit quantize`
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -158,20 +157,7 @@ def resolve_metric(spec: str | None, module, feeds: list[Feed]):
         return metric
     path, sep, name = spec.rpartition(":")
     if sep and path.endswith(".py"):
-        return SimilarityMetric(spec, feeds, _load_function(Path(path), name))
+        from edgekit.pyfile import function_from_file
+
+        return SimilarityMetric(spec, feeds, function_from_file(Path(path), name, "--metric"))
     raise EdgekitError(f"--metric {spec}: expected one of {', '.join(BUILTIN)} or FILE.py:fn")
-
-
-def _load_function(path: Path, name: str) -> Callable:
-    if not path.is_file():
-        raise EdgekitError(f"--metric: {path} does not exist")
-    spec = importlib.util.spec_from_file_location(f"edgekit_metric_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        raise EdgekitError(f"--metric: importing {path} failed: {type(exc).__name__}: {exc}") from exc
-    fn = getattr(module, name, None)
-    if not callable(fn):
-        raise EdgekitError(f"--metric: {path} has no function {name!r}")
-    return fn

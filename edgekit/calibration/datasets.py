@@ -7,7 +7,6 @@ model's inputs. Sources: an `.npz` of feeds, a folder of images, a folder of wav
 
 from __future__ import annotations
 
-import importlib.util
 import wave
 from pathlib import Path
 from typing import Callable
@@ -108,17 +107,9 @@ def _audio_feed(path: Path, spec: TensorSpec, example, preprocess: Callable | No
 
 
 def _from_python(path: Path, fn: str, samples: int) -> list[dict]:
-    if not path.is_file():
-        raise EdgekitError(f"--calib {path}:{fn}: {path} does not exist")
-    loader = importlib.util.spec_from_file_location(f"_edgekit_calib_{path.stem}", path)
-    module = importlib.util.module_from_spec(loader)
-    try:
-        loader.loader.exec_module(module)
-        generator = getattr(module, fn)
-    except AttributeError:
-        raise EdgekitError(f"--calib {path}:{fn}: {path} has no {fn!r}") from None
-    except Exception as exc:
-        raise EdgekitError(f"--calib {path}: importing failed: {type(exc).__name__}: {exc}") from exc
+    from edgekit.pyfile import function_from_file
+
+    generator = function_from_file(path, fn, "--calib")
     feeds = []
     try:
         for feed in generator():
