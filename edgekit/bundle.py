@@ -134,10 +134,11 @@ def check_destination(out: Path, force: bool) -> None:
 
 
 @contextlib.contextmanager
-def staged_bundle(out: Path, force: bool = False) -> Iterator[Path]:
-    """Yield a temp dir beside `out`; on success rename it to `out`, on any failure delete it."""
+def staged_bundle(out: Path, force: bool = False, check=check_destination) -> Iterator[Path]:
+    """Yield a temp dir beside `out`; on success rename it to `out`, on any failure delete it.
+    `check(out, force)` refuses a destination it must not replace (default: a non-bundle)."""
     out = Path(out)
-    check_destination(out, force)
+    check(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     umask = os.umask(0)
@@ -146,7 +147,7 @@ def staged_bundle(out: Path, force: bool = False) -> Iterator[Path]:
     try:
         yield staging
         if out.exists():
-            check_destination(out, force)
+            check(out, force)
             trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             os.replace(out, trash / out.name)
             os.replace(staging, out)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import shutil
 import tempfile
 import time
 from dataclasses import replace
@@ -88,20 +87,15 @@ def prune_model(source, out: Path, *, density: float, importance: str = "magnitu
         "trace_inputs": input_shapes(plan.trace_inputs),
         "history": [[name, bool(is_out), [int(i) for i in idxs]] for name, is_out, idxs in result.history],
     }
-    staging = _staging_dir(out)
-    try:
-        write_task_file(staging / "adapter.safetensors", result.learned, result.masks, meta)
-        from edgekit.bundle import sha256_file
+    from edgekit.bundle import sha256_file, staged_bundle
 
+    with staged_bundle(out, force, check=check_prune_destination) as staging:
+        write_task_file(staging / "adapter.safetensors", result.learned, result.masks, meta)
         with reporter.stage("torch.export the pruned model → model.pt2"):
             _save_program(replace(source, module=module), staging / "model.pt2")
         report = _report(source, meta, plan, result, before, after, recover_minutes,
                          sha256_file(staging / "adapter.safetensors"))
         (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-        _move_into_place(staging, out, force)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return {**report, "model": str((out / "model.pt2").resolve()), "adapter": str((out / "adapter.safetensors").resolve())}
 
 
@@ -157,20 +151,3 @@ def _save_program(source, path: Path) -> None:
     with open(log_dir / f"prune-export-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log", "w") as log:
         program = exported_program_from_torch(source, log)
     torch.export.save(program, str(path))
-
-
-def _staging_dir(out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-
-
-def _move_into_place(staging: Path, out: Path, force: bool) -> None:
-    os.chmod(staging, 0o755)
-    if out.exists():
-        check_prune_destination(out, force)
-        trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, trash / out.name)
-        os.replace(staging, out)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(staging, out)
