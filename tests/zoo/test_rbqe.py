@@ -120,6 +120,43 @@ def test_validation_feeds_drive_every_exit_and_forward_matches_forward_all(tiny,
     assert [float(f["threshold"]) for f in feeds][::len(feeds) - 1] == [0.0, 2.0]
 
 
+@pytest.mark.parametrize("skips, width", [(1, 4), (3, 5)])
+def test_up_node_exports_without_concatenating_feature_maps(skips, width):
+    """The exported form of an Up node (per-edge gates and depthwise convs, a sum of 1×1 convs) computes what
+    the concatenated form does, and the exported program concatenates no feature map (OpenVINO reorders
+    a gated concatenation for the depthwise conv, a third of the node's time)."""
+    from edgekit.zoo.rbqe import Up
+
+    torch.manual_seed(width)
+    up = Up(skips, width).eval()
+    for module in up.modules():  # random gates and biases, not the init's zeros
+        for param in module.parameters(recurse=False):
+            param.data.normal_(0, 0.5)
+    skips_in = [torch.rand(1, width, 16, 24) for _ in range(skips)]
+    lower = torch.rand(1, width, 8, 12)
+    with torch.no_grad():
+        concatenated = up(skips_in, lower)
+        per_edge = up._forward_per_edge([*skips_in, up.up(lower)])
+    torch.testing.assert_close(per_edge, concatenated, atol=1e-5, rtol=1e-5)
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.up = up
+
+        def forward(self, lower, *skips):
+            return self.up(list(skips), lower)
+
+    program = torch.export.export(Wrapper(), (lower, *skips_in))
+    cats = [n for n in program.graph.nodes if n.target == torch.ops.aten.cat.default]
+    assert cats, "the pooled gates are concatenated"
+    for node in cats:
+        shapes = [tuple(a.meta["val"].shape) for a in node.args[0]]
+        assert all(shape[2:] == (1, 1) for shape in shapes), shapes
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(lower, *skips_in), concatenated, atol=1e-5, rtol=1e-5)
+
+
 def export_and_compare(model, feeds, path):
     """Export with the dynamo exporter, check the nested Ifs, run `feeds` in ONNX Runtime vs PyTorch."""
     onnx = pytest.importorskip("onnx")
