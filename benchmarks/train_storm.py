@@ -20,37 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgekit.zoo import storm_audio as audio
 from edgekit.zoo import storm_data as data
-from edgekit.zoo import storm_sde as sde
 from edgekit.zoo.storm import DEFAULT_WEIGHTS, StoRM
 from edgekit.zoo.storm_metrics import si_sdr
+from edgekit.zoo.storm_train import batch, joint_loss
 
 ROOT = Path(__file__).parents[1]
-
-
-def batch(rng: np.random.Generator, size: int, frames: int, beta: float):
-    """(clean, noisy) compressed spectra [B, 2, 256, frames], both scaled by the noisy peak."""
-    length = (frames - 1) * audio.HOP
-    xs, ys = [], []
-    for _ in range(size):
-        m = data.random_mixture("train", rng, length)
-        norm = max(1e-6, float(np.abs(m.noisy).max()))
-        xs.append(audio.to_channels(audio.compress(audio.stft(torch.from_numpy(m.clean / norm)), beta)))
-        ys.append(audio.to_channels(audio.compress(audio.stft(torch.from_numpy(m.noisy / norm)), beta)))
-    return torch.cat(xs), torch.cat(ys)
-
-
-def joint_loss(model: StoRM, x: torch.Tensor, y: torch.Tensor):
-    dy = model.predict(y)
-    sup = torch.mean((dy - x) ** 2)
-    mu = dy.detach()
-    t = torch.rand(x.shape[0]) * (sde.T_MAX - sde.T_EPS) + sde.T_EPS
-    std = sde.marginal_std(t)[:, None, None, None]
-    z = torch.randn_like(x)
-    xt = sde.marginal_mean(x, mu, t[:, None, None, None]) + std * z
-    dsm = torch.mean((model.score(xt, y, mu, t) * std + z) ** 2)
-    return 0.5 * sup + 0.5 * dsm, sup, dsm
 
 
 def quick_eval(model: StoRM, count: int, steps: int) -> dict:

