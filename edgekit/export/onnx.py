@@ -34,12 +34,18 @@ def exported_program_from_torch(source: ModelSource, log) -> Any:
     """`torch.export.export` the source module with its dynamic dims (or return the loaded .pt2)."""
     import torch
 
+    module = source.module
     if source.exported is not None:
-        return source.exported
+        if not torch_control_flow(source.exported)["Loop"]:
+            return source.exported
+        # torch 2.13 drops a while_loop's unbacked symbols when it loads a .pt2 ("Symbol u0 did not appear
+        # in the graph that was deserialized"), and torch.onnx.export then fails on the loaded program
+        # ("expected sympy.Symbol"). Re-tracing the program's own module restores them.
+        module = source.exported.module()
     with _exporter_output(log):
         try:
             return torch.export.export(
-                source.module, tuple(source.example_inputs),
+                module, tuple(source.example_inputs),
                 dynamic_shapes=_torch_dynamic_shapes(source), strict=False,
             )
         except Exception as exc:
