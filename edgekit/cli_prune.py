@@ -19,6 +19,8 @@ def prune_command(
     rank: float = typer.Option(8, help="SPLoRA rank: an integer, or a fraction of each layer's d_out below 1."),
     steps: int = typer.Option(10, help="Pruning steps (equal shares of the channels to remove)."),
     recover_minutes: float = typer.Option(2.0, "--recover-minutes", help="Recovery training, spread over the steps."),
+    allocate: str = typer.Option("uniform", "--allocate", help="uniform (every group keeps the same share) or "
+                                 "spatial (full-resolution layers lose more: faster on CPUs, same density)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: pruned/<name>)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output at --out."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
@@ -30,14 +32,15 @@ def prune_command(
     from edgekit.sources import resolve_source
 
     json_out = JsonOut(as_json)
-    check_prune_options(density, importance, adapter, rank, steps, recover_minutes)
+    check_prune_options(density, importance, adapter, rank, steps, recover_minutes, allocate)
     out = out or Path("pruned") / _default_name(source)
     check_prune_destination(out, force)
     reporter = Reporter()
     with reporter.stage(f"resolve {source}"):
         model = resolve_source(source)
     report = prune_model(model, out, density=density, importance=importance, adapter=adapter, rank=rank,
-                         steps=steps, recover_minutes=recover_minutes, force=force, reporter=reporter)
+                         steps=steps, recover_minutes=recover_minutes, allocation=allocate, force=force,
+                         reporter=reporter)
     json_out.emit(report)
     _print_report(report)
     console.print(f"[green]pruned model written:[/] {out}")
@@ -53,5 +56,7 @@ def _print_report(report: dict) -> None:
     table.add_row("learned parameters", "", f"{report['learned_parameters']:,}", "")
     console.print(table)
     recovery = report["recovery"]
-    console.print(f"  channels kept per group: {report['keep_ratio']:.3f} · recovery: "
+    kept = (f"channels kept per group: {report['keep_ratio']:.3f}" if report["allocation"] == "uniform" else
+            f"channels kept in the full-resolution groups: {report['keep_ratio']:.3f} (--allocate spatial)")
+    console.print(f"  {kept} · recovery: "
                   f"{recovery.get('note') or recovery['recipe']}", soft_wrap=True)

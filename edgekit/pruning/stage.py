@@ -20,9 +20,13 @@ REPORT_SCHEMA = "edgekit.prune/1"
 
 
 def check_prune_options(density: float, importance: str, adapter: str, rank: float, steps: int,
-                        recover_minutes: float) -> tuple[str, int | float]:
+                        recover_minutes: float, allocation: str = "uniform") -> tuple[str, int | float]:
     """Validate the options before any work; returns (method, rank). Raises EdgekitError."""
     from edgekit.pruning.importance import importance_named
+    from edgekit.pruning.prune import ALLOCATIONS
+
+    if allocation not in ALLOCATIONS:
+        raise EdgekitError(f"--allocate {allocation}: unknown (known: {', '.join(ALLOCATIONS)})")
 
     if not 0 < density <= 1:
         raise EdgekitError(f"--density {density}: must be in (0, 1] (the fraction of parameters kept)")
@@ -51,8 +55,8 @@ def check_prune_destination(out: Path, force: bool) -> None:
 
 
 def prune_model(source, out: Path, *, density: float, importance: str = "magnitude", adapter: str = "splora",
-                rank: float = 8, steps: int = 10, recover_minutes: float = 0.0, force: bool = False,
-                reporter: Reporter = SILENT) -> dict:
+                rank: float = 8, steps: int = 10, recover_minutes: float = 0.0, allocation: str = "uniform",
+                force: bool = False, reporter: Reporter = SILENT) -> dict:
     """Prune `source` (a ModelSource with a module) to `density` of its parameters and write `out/`:
     model.pt2 (the fused pruned model, torch.export), adapter.safetensors (the task file) and
     report.json. Returns the report plus absolute `model`/`adapter` paths. Raises EdgekitError for bad
@@ -63,7 +67,7 @@ def prune_model(source, out: Path, *, density: float, importance: str = "magnitu
     from edgekit.pruning.stats import count_macs, layer_channels
     from edgekit.pruning.task_file import input_shapes, write_task_file
 
-    method, rank = check_prune_options(density, importance, adapter, rank, steps, recover_minutes)
+    method, rank = check_prune_options(density, importance, adapter, rank, steps, recover_minutes, allocation)
     out = Path(out)
     check_prune_destination(out, force)
     if source.module is None:
@@ -71,7 +75,7 @@ def prune_model(source, out: Path, *, density: float, importance: str = "magnitu
                            f"package.module:attr), not a {source.kind} file")
     module = copy.deepcopy(source.module)
     plan = plan_for(module, source.spec, tuple(source.example_inputs))
-    settings = PruneSettings(density, importance, method, rank, steps, recover_minutes * 60)
+    settings = PruneSettings(density, importance, method, rank, steps, recover_minutes * 60, allocation)
     before = (count_parameters(module), count_macs(module, plan.trace, plan.trace_inputs), layer_channels(module))
     label = f"prune to density {density} ({method}, {importance}, {steps} steps"
     label += f", {recover_minutes:g} min recovery)" if plan.recover else ", no recovery hook)"
@@ -81,7 +85,8 @@ def prune_model(source, out: Path, *, density: float, importance: str = "magnitu
     learned = sum(t.numel() for t in result.learned.values())
     meta = {
         "source": {"spec": source.spec, "sha256": source.sha256}, "method": method, "density": density,
-        "keep_ratio": round(result.keep_ratio, 6), "rank": rank if method == "splora" else None,
+        "keep_ratio": round(result.keep_ratio, 6), "allocation": allocation,
+        "rank": rank if method == "splora" else None,
         "importance": importance, "steps": steps, "params_before": before[0], "params_after": after[0],
         "macs_before": before[1], "macs_after": after[1], "learned_parameters": learned,
         "trace_inputs": input_shapes(plan.trace_inputs),
@@ -121,6 +126,7 @@ def apply_adapter(module, adapter_path: Path, source_sha256: str):
                            f"file says {meta['params_after']}")
     block = {k: meta[k] for k in ("method", "density", "rank", "importance", "params_before", "params_after",
                                   "macs_before", "macs_after", "learned_parameters")}
+    block["allocation"] = meta.get("allocation", "uniform")  # task files from before --allocate: uniform
     return module, {**block, "adapter_sha256": sha256_file(adapter_path)}
 
 

@@ -43,3 +43,23 @@ def layer_channels(module: nn.Module) -> dict[str, tuple[int, int]]:
         elif isinstance(layer, nn.Linear):
             out[name] = (layer.in_features, layer.out_features)
     return out
+
+
+@torch.no_grad()
+def output_positions(module: nn.Module, trace, inputs: tuple) -> dict[str, float]:
+    """{layer name: output elements per channel} of the conv/linear layers over one call of `trace`
+    (H·W of a 2-D conv's output; summed when a layer runs more than once)."""
+    sizes: dict[str, float] = {}
+    names = {layer: name for name, layer in module.named_modules()}
+
+    def record(layer, args, output):
+        channels = output.shape[-1] if isinstance(layer, nn.Linear) else output.shape[1]
+        sizes[names[layer]] = sizes.get(names[layer], 0.0) + output.numel() / max(1, channels)
+
+    handles = [m.register_forward_hook(record) for m in module.modules() if isinstance(m, LAYERS)]
+    try:
+        trace(module, inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return sizes

@@ -42,7 +42,7 @@ def test_prune_cli_end_to_end(tmp_path):
 @pytest.mark.parametrize("args,fault", [
     (["--density", "0"], "--density"), (["--density", "1.5"], "--density"),
     (["--importance", "fisher"], "--importance"), (["--rank", "0"], "--rank"), (["--rank", "-2"], "--rank"),
-    (["--adapter", "lora"], "--adapter"), (["--steps", "0"], "--steps"),
+    (["--adapter", "lora"], "--adapter"), (["--steps", "0"], "--steps"), (["--allocate", "greedy"], "--allocate"),
 ])
 def test_bad_options_give_one_error_line(tmp_path, args, fault):
     out = tmp_path / "pruned"

@@ -185,3 +185,34 @@ def test_export_adapter_rebuilds_the_pruned_rbqe_with_its_four_if(rbqe_task, tmp
         feed, reference = read_testdata(bundle.path)[0]
         assert np.allclose(torch_runner.run(feed)["enhanced"], reference["enhanced"], atol=1e-6)
         assert np.allclose(ort_runner.run(feed)["enhanced"], reference["enhanced"], atol=1e-4)
+
+
+@pytest.mark.parametrize("allocation", ["uniform", "spatial"])
+def test_allocation_spreads_the_same_density_by_resolution(allocation):
+    """--allocate spatial: at the same parameter density, full-resolution groups keep fewer channels than
+    the lower-resolution ones (and fewer MACs remain); uniform keeps the same share everywhere."""
+    from edgekit.pruning.importance import importance_named
+    from edgekit.pruning.plan import plan_for
+    from edgekit.pruning.prune import PruneSettings, count_parameters, prune_module
+    from edgekit.pruning.stats import count_macs
+    from edgekit.zoo.rbqe import build_rbqe
+
+    module = build_rbqe(width=16, weights="none", seed=1)
+    plan = plan_for(module, "zoo:rbqe", module.example_inputs())
+    before = count_parameters(module), count_macs(module, plan.trace, plan.trace_inputs)
+    prune_module(module, plan, PruneSettings(0.5, method="finetune", steps=1, allocation=allocation),
+                 importance_named("magnitude"))
+    density = count_parameters(module) / before[0]
+    macs = count_macs(module, plan.trace, plan.trace_inputs) / before[1]
+    assert abs(density - 0.5) < 0.05
+    rows = [module.stem[0].out_channels, module.down[0][4].out_channels, module.down[2][4].out_channels]
+    if allocation == "uniform":
+        assert rows[0] == rows[1] == rows[2]
+        assert macs > 0.4
+    else:
+        assert rows[0] < rows[1] < rows[2] <= 16, rows
+        assert macs < 0.4
+    module.eval()
+    with torch.no_grad():
+        outputs = module.forward_all(torch.rand(1, 1, 64, 64))
+    assert all(o.shape == (1, 1, 64, 64) for o in outputs)
