@@ -17,14 +17,14 @@ from pathlib import Path
 
 
 def prune_model(source, out: Path, *, density: float, importance: str = "magnitude", adapter: str = "splora",
-                rank: float = 8, steps: int = 10, recover_minutes: float = 0.0, force: bool = False,
-                reporter=None) -> dict:
+                rank: float = 8, steps: int = 10, recover_minutes: float = 0.0, allocation: str = "uniform",
+                force: bool = False, reporter=None) -> dict:
     """See `edgekit.pruning.stage.prune_model`."""
     from edgekit.pruning.stage import prune_model as run
     from edgekit.ui import SILENT
 
     return run(source, out, density=density, importance=importance, adapter=adapter, rank=rank, steps=steps,
-               recover_minutes=recover_minutes, force=force, reporter=reporter or SILENT)
+               recover_minutes=recover_minutes, allocation=allocation, force=force, reporter=reporter or SILENT)
 
 
 def apply_adapter(module, adapter_path: Path, source_sha256: str):
