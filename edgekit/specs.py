@@ -134,6 +134,16 @@ def np_dtype(dtype: str) -> np.dtype:
     return np.dtype(dtype)
 
 
+def feed_problem(value: np.ndarray, spec: "TensorSpec") -> str | None:
+    """What keeps `value` from feeding input `spec` ("is int32, the model expects int64", or its shape
+    against the rank and static dims), or None when it fits. Callers prefix where the value came from."""
+    if value.dtype != np_dtype(spec.dtype):
+        return f"is {value.dtype}, the model expects {spec.dtype}"
+    if value.ndim != len(spec.shape) or any(isinstance(d, int) and d != s for d, s in zip(spec.shape, value.shape)):
+        return f"has shape {list(value.shape)}, the model expects {list(spec.shape)}"
+    return None
+
+
 def dtype_name(dtype: Any) -> str:
     """Manifest dtype name for a numpy or torch dtype."""
     text = str(dtype).replace("torch.", "")

@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 
 from edgekit.errors import EdgekitError
-from edgekit.specs import TensorSpec, np_dtype
+from edgekit.specs import TensorSpec, feed_problem, np_dtype
 
 
 @dataclass(frozen=True)
@@ -240,12 +240,9 @@ def load_npz_feeds(path: Path, inputs: list[TensorSpec]) -> list[dict[str, np.nd
             label = f"--data {path}: {index + '/' if index else ''}{name}"
             if spec is None:
                 raise EdgekitError(f"{label}: the model has no input {name!r} (inputs: {', '.join(by_name)})")
-            if value.dtype != np_dtype(spec.dtype):
-                raise EdgekitError(f"{label}: dtype {value.dtype} but input {name!r} is {spec.dtype}")
-            if value.ndim != len(spec.shape) or any(
-                isinstance(d, int) and d != s for d, s in zip(spec.shape, value.shape)
-            ):
-                raise EdgekitError(f"{label}: shape {list(value.shape)} does not fit {list(spec.shape)}")
+            problem = feed_problem(value, spec)
+            if problem:
+                raise EdgekitError(f"{label} {problem}")
         missing = set(by_name) - set(feed)
         if missing:
             raise EdgekitError(f"--data {path}: feed {index or 0} lacks input(s) {', '.join(sorted(missing))}")

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from edgekit.errors import EdgekitError
-from edgekit.specs import TensorSpec, np_dtype
+from edgekit.specs import TensorSpec, feed_problem, np_dtype
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 AUDIO_SUFFIXES = (".wav",)
@@ -137,11 +137,9 @@ def _complete(feed: dict, inputs: list[TensorSpec], example: dict, where: str) -
     out = {}
     for name, spec in by_name.items():
         value = np.asarray(feed.get(name, example[name]))
-        if value.dtype != np_dtype(spec.dtype):
-            raise EdgekitError(f"--calib {where}: input {name!r} is {value.dtype}, the model expects {spec.dtype}")
-        if value.ndim != len(spec.shape) or any(isinstance(d, int) and d != s for d, s in zip(spec.shape, value.shape)):
-            raise EdgekitError(f"--calib {where}: input {name!r} has shape {list(value.shape)}, "
-                               f"the model expects {list(spec.shape)}")
+        problem = feed_problem(value, spec)
+        if problem:
+            raise EdgekitError(f"--calib {where}: input {name!r} {problem}")
         out[name] = value
     return out
 

@@ -86,7 +86,7 @@ def test_bad_calibration_inputs_name_the_file_and_input(tmp_path):
     with pytest.raises(EdgekitError, match="does not exist"):
         load_calibration(str(tmp_path / "nope"), IMAGE_INPUTS, EXAMPLE, 4)
     np.savez(tmp_path / "shape.npz", image=np.zeros((1, 4, 16, 20), np.float32), threshold=np.array(0.1, np.float32))
-    with pytest.raises(EdgekitError, match=r"image: shape \[1, 4, 16, 20\] does not fit"):
+    with pytest.raises(EdgekitError, match=r"image has shape \[1, 4, 16, 20\], the model expects"):
         load_calibration(str(tmp_path / "shape.npz"), IMAGE_INPUTS, EXAMPLE, 4)
     (tmp_path / "gen.py").write_text("import numpy as np\ndef feeds():\n    yield {'image': np.zeros((1, 3, 16, 20), np.int32)}\n")
     with pytest.raises(EdgekitError, match="input 'image' is int32, the model expects float32"):

@@ -74,10 +74,10 @@ def test_load_npz_feeds_single_multi_and_errors(tmp_path):
     np.savez(tmp_path / "two.npz", **{f"{i}/{k}": v for i in range(2) for k, v in ok.items()})
     assert len(load_npz_feeds(tmp_path / "two.npz", INPUTS)) == 2
     np.savez(tmp_path / "dtype.npz", **{**ok, "n": np.array(1, np.int32)})
-    with pytest.raises(EdgekitError, match="dtype int32 but input 'n' is int64"):
+    with pytest.raises(EdgekitError, match="n is int32, the model expects int64"):
         load_npz_feeds(tmp_path / "dtype.npz", INPUTS)
     np.savez(tmp_path / "shape.npz", **{**ok, "x": np.zeros((1, 5), np.float32)})
-    with pytest.raises(EdgekitError, match=r"x: shape \[1, 5\] does not fit"):
+    with pytest.raises(EdgekitError, match=r"x has shape \[1, 5\], the model expects \[1, 4\]"):
         load_npz_feeds(tmp_path / "shape.npz", INPUTS)
     with pytest.raises(EdgekitError, match="does not exist"):
         load_npz_feeds(tmp_path / "none.npz", INPUTS)
