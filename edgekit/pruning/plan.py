@@ -24,6 +24,8 @@ PRUNING_HOOKS = {
     "pruning_channelwise()": "module types that scale channels with no per-channel weights (kept whole)",
 }
 CONTROL_FLOW_MARKERS = ("torch.cond", "cond(", "while_loop", "torch._higher_order_ops")
+# How the channels to remove are shared among groups at the same parameter density (prune.allocation_weights)
+ALLOCATIONS = ("uniform", "spatial")
 
 
 @dataclass

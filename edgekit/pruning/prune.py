@@ -17,16 +17,15 @@ from torch import nn
 
 from edgekit.errors import EdgekitError
 from edgekit.pruning.adapters import SpLoRA, adapter_for, adapter_pruners, rank_of
-from edgekit.pruning.plan import PruningPlan
+from edgekit.pruning.plan import ALLOCATIONS, PruningPlan
 
 METHODS = ("splora", "finetune")
-# How the channels to remove are shared among groups at the same parameter density:
+# How the channels to remove are shared among groups at the same parameter density (plan.ALLOCATIONS):
 # uniform: every group keeps the same share (the SPLoRA paper).
 # spatial: a group keeps a share ∝ (its output positions / the largest)^-SPATIAL_EXPONENT, capped at 1, so
 #   full-resolution layers lose more. On a CPU a conv net at high resolution is memory-bound: time follows
 #   channels × positions, not MACs (RBQE on OpenVINO: 0.5 density uniform 1.47×, width 16 2.46×), while a
 #   layer's parameters do not grow with its resolution.
-ALLOCATIONS = ("uniform", "spatial")
 SPATIAL_EXPONENT = 0.125  # RBQE at density 0.5: full-resolution groups keep 16 of 32 channels, 1/4-resolution 22
 
 

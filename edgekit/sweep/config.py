@@ -22,7 +22,7 @@ name = "psnr"                  # default: the model's task_metric(), else output
 budget = 0.3                   # the largest drop from the fp32 unpruned reference a variant may have
 
 [export]                       # calib, calib_samples, max_drop (int8 accuracy control), samples, validate, opset
-[prune]                        # importance, adapter, rank, steps, recover_minutes
+[prune]                        # importance, adapter, rank, steps, recover_minutes, allocation
 [bench]                        # iters, warmup, threads
 ```
 """
@@ -67,6 +67,7 @@ class PruneSettings:
     rank: int = 8
     steps: int = 10  # the defaults of `edgekit prune`
     recover_minutes: float = 2.0
+    allocation: str = "uniform"  # or "spatial" (`edgekit prune --allocate`)
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ def config_from_dict(data: dict, path: Path) -> SweepConfig:
         density=density, precision=precision, runtime=runtime, shape=shape, device=device, feeds=feeds,
         metric=metric, budget=budget,
         export=_with_calib_path(_settings(data, "export", ExportSettings, where), base),
-        prune=_settings(data, "prune", PruneSettings, where),
+        prune=_prune_settings(data, where),
         bench=_settings(data, "bench", BenchSettings, where),
     )
 
@@ -281,6 +282,16 @@ def _string(value, where: str) -> str:
     return value
 
 
+def _prune_settings(data: dict, where: str) -> PruneSettings:
+    from edgekit.pruning.plan import ALLOCATIONS  # no torch import
+
+    settings = _settings(data, "prune", PruneSettings, where)
+    if settings.allocation not in ALLOCATIONS:
+        raise ConfigError(f"{where}: prune.allocation = {settings.allocation!r}: expected one of "
+                          f"{', '.join(ALLOCATIONS)}")
+    return settings
+
+
 def _settings(data: dict, key: str, cls, where: str):
     table = _table(data, key, where)
     _no_unknown(table, tuple(cls.__dataclass_fields__), f"{where}: [{key}]", "key")
@@ -302,5 +313,5 @@ def _settings(data: dict, key: str, cls, where: str):
 
 _KIND = {"calib": str, "calib_samples": int, "max_drop": float, "samples": int, "validate": bool,
          "opset": int,
-         "importance": str, "adapter": str, "rank": int, "steps": int, "recover_minutes": float,
+         "importance": str, "adapter": str, "rank": int, "steps": int, "recover_minutes": float, "allocation": str,
          "iters": int, "warmup": int, "threads": int}

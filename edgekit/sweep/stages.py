@@ -71,7 +71,7 @@ def prune_stage(payload: dict, out: Path) -> dict:
     from edgekit.pruning import prune_model
     from edgekit.sources import resolve_source
 
-    options = {k: payload[k] for k in ("importance", "adapter", "rank", "steps", "recover_minutes")
+    options = {k: payload[k] for k in ("importance", "adapter", "rank", "steps", "recover_minutes", "allocation")
                if payload.get(k) is not None}
     report = prune_model(resolve_source(payload["source"]), out / "pruned", density=payload["density"],
                          force=True, **options)

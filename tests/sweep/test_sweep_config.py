@@ -46,6 +46,12 @@ def test_bad_settings_are_named(tmp_path):
     path.write_text(path.read_text().replace("budget = 0.5", 'budget = "small"'))
     with pytest.raises(ConfigError, match=r"metric.budget = 'small'"):
         load_config(path)
+    path.write_text(path.read_text().replace('budget = "small"', "budget = 0.5").replace("iters = 0", "iters = 5")
+                    + '\n[prune]\nallocation = "greedy"\n')
+    with pytest.raises(ConfigError, match=r"prune.allocation = 'greedy': expected one of uniform, spatial"):
+        load_config(path)
+    path.write_text(path.read_text().replace('"greedy"', '"spatial"'))
+    assert load_config(path).prune.allocation == "spatial"
 
 
 def _assert_one_error_line(proc, *fragments):
