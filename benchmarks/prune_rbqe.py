@@ -1,8 +1,9 @@
 """zoo:rbqe (shipped checkpoint, width 32) pruned to density 0.5: SPLoRA-r8 vs fine-pruning (all weights
-trained) after the same recovery budget. Measures params, MACs (all exits), OpenVINO fp32 latency at
-1×1×256×256 with threshold=2 (always exit 5), held-out ΔPSNR, learned-parameter counts.
+trained) after the same recovery budget, with the channels removed uniformly and with `--allocate
+spatial`. Measures params, MACs (all exits), OpenVINO fp32 latency at 1×1×256×256 with threshold=2
+(always exit 5), held-out ΔPSNR, learned-parameter counts.
 
-    .venv/bin/python benchmarks/prune_rbqe.py [--recover-minutes 3.5] [--steps 10]
+    .venv/bin/python benchmarks/prune_rbqe.py [--recover-minutes 3.5] [--steps 10] [--allocations uniform,spatial]
 
 Writes benchmarks/results/prune_rbqe.json and prints a Markdown table (pasted into benchmarks/README.md).
 """
@@ -77,7 +78,9 @@ def main() -> None:
     parser.add_argument("--importance", default="magnitude")
     parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--ov-threads", type=int, default=1)
+    parser.add_argument("--allocations", default="uniform,spatial")
     args = parser.parse_args()
+    allocations = args.allocations.split(",")
     torch.set_num_threads(1)
 
     from edgekit.pipeline import ExportOptions, export_bundle
@@ -93,19 +96,25 @@ def main() -> None:
     with reporter.stage("held-out PSNR: unpruned"):
         rows["unpruned"] = {"method": "unpruned", **quality(source.module),
                             "params": sum(p.numel() for p in source.module.parameters()), "learned_parameters": 0}
-    for method in ("splora", "finetune"):
-        report = prune_model(source, work / method, density=0.5, importance=args.importance, adapter=method,
-                             rank=args.rank, steps=args.steps, recover_minutes=args.recover_minutes, reporter=reporter)
-        module, sha = fresh_source()
-        module, _ = apply_adapter(module, work / method / "adapter.safetensors", sha)
-        models[method] = module
-        with reporter.stage(f"held-out PSNR: {method}"):
-            rows[method] = {"method": method, **quality(module), "params": report["params_after"],
-                            "learned_parameters": report["learned_parameters"],
-                            "recovery_steps": report["recovery"]["steps"], "report": report}
-    unpruned_report = rows["splora"]["report"]
+    for allocation in allocations:
+        for method in ("splora", "finetune"):
+            key = method if allocation == "uniform" else f"{method}-{allocation}"
+            report = prune_model(source, work / key, density=0.5, importance=args.importance, adapter=method,
+                                 rank=args.rank, steps=args.steps, recover_minutes=args.recover_minutes,
+                                 allocation=allocation, reporter=reporter)
+            module, sha = fresh_source()
+            module, _ = apply_adapter(module, work / key / "adapter.safetensors", sha)
+            models[key] = module
+            with reporter.stage(f"held-out PSNR: {key}"):
+                rows[key] = {"method": method, "allocation": allocation, **quality(module),
+                             "params": report["params_after"], "macs_ratio": report["macs_ratio"],
+                             "learned_parameters": report["learned_parameters"],
+                             "recovery_steps": report["recovery"]["steps"], "report": report}
+    unpruned_report = rows[next(k for k in rows if k != "unpruned")]["report"]
     bundles = {}
-    for name, module in (("unpruned", source.module), ("pruned", models["splora"])):
+    pruned = [(("pruned" if a == "uniform" else f"pruned-{a}"), models["splora" if a == "uniform" else f"splora-{a}"])
+              for a in allocations]
+    for name, module in (("unpruned", source.module), *pruned):
         with reporter.stage(f"export {name} → onnx + openvino"):
             bundles[name] = work / f"bundle-{name}"
             export_bundle(replace(source, module=module), bundles[name],
@@ -115,13 +124,11 @@ def main() -> None:
     result = {
         "date": time.strftime("%Y-%m-%d"), "machine": {"cpu": platform.processor() or platform.machine(),
                                                        "torch_threads": 1, "openvino_threads": args.ov_threads,
-                                                       "note": "2-core CPU shared with other jobs"},
+                                                       "note": "2-core CPU, quiet (no other jobs)"},
         "settings": vars(args), "density": 0.5,
-        "macs_before": unpruned_report["macs_before"], "macs_after": unpruned_report["macs_after"],
-        "macs_ratio": unpruned_report["macs_after"] / unpruned_report["macs_before"],
-        "params_before": unpruned_report["params_before"], "params_after": unpruned_report["params_after"],
+        "macs_before": unpruned_report["macs_before"], "params_before": unpruned_report["params_before"],
         "latency": latency,
-        "speedup": latency["unpruned"]["median_ms"] / latency["pruned"]["median_ms"],
+        "speedup": {k: latency["unpruned"]["median_ms"] / v["median_ms"] for k, v in latency.items() if k != "unpruned"},
         "rows": {k: {kk: vv for kk, vv in v.items() if kk != "report"} for k, v in rows.items()},
         "wall_seconds": round(time.time() - started),
     }
@@ -132,19 +139,19 @@ def main() -> None:
 
 def markdown(r: dict) -> str:
     lat = r["latency"]
-    lines = [
-        f"MACs after/before (all 5 exits): **{r['macs_ratio']:.3f}** · params {r['params_before']:,} → "
-        f"{r['params_after']:,} · OpenVINO fp32 latency at 1×1×256×256, threshold=2 (exit 5): "
-        f"{lat['unpruned']['median_ms']:.1f} ms → {lat['pruned']['median_ms']:.1f} ms (**{r['speedup']:.2f}×**, "
-        f"median of {lat['pruned']['runs']} interleaved runs)", "",
-        "| model | params | learned params | recovery steps | ΔPSNR exit 5 (dB) | ΔPSNR early exit (dB) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for key, label in (("unpruned", "unpruned (shipped)"), ("splora", f"SPLoRA r{r['settings']['rank']}"),
-                       ("finetune", "fine-pruning (all weights)")):
-        row = r["rows"][key]
-        lines.append(f"| {label} | {row['params']:,} | {row['learned_parameters']:,} | {row.get('recovery_steps', '-')} | "
-                     f"{row['delta_psnr_exit5']:+.3f} | {row['delta_psnr_early_exit']:+.3f} |")
+    lines = [f"OpenVINO fp32 latency at 1×1×256×256, threshold=2 (exit 5), median of {lat['unpruned']['runs']} "
+             f"interleaved runs: unpruned {lat['unpruned']['median_ms']:.1f} ms; "
+             + "; ".join(f"{k} (SPLoRA) {lat[k]['median_ms']:.1f} ms (**{r['speedup'][k]:.2f}×**)"
+                         for k in r["speedup"]), "",
+             "| model | allocation | params | MACs ratio | learned params | recovery steps | ΔPSNR exit 5 (dB) | "
+             "ΔPSNR early exit (dB) |", "|---|---|---|---|---|---|---|---|"]
+    labels = {"unpruned": "unpruned (shipped)", "splora": f"SPLoRA r{r['settings']['rank']}",
+              "finetune": "fine-pruning (all weights)"}
+    for key, row in r["rows"].items():
+        lines.append(f"| {labels[row['method']]} | {row.get('allocation', '-')} | {row['params']:,} | "
+                     f"{row.get('macs_ratio', 1.0):.3f} | {row['learned_parameters']:,} | "
+                     f"{row.get('recovery_steps', '-')} | {row['delta_psnr_exit5']:+.3f} | "
+                     f"{row['delta_psnr_early_exit']:+.3f} |")
     return "\n".join(lines)
 
 

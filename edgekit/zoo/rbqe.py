@@ -71,6 +71,8 @@ class Up(nn.Module):
     j + 1 edges of the node: fewer graph nodes, so a faster export (see `Eca`).
     """
 
+    per_edge_export = True  # False: export the concatenated form (benchmarks/rbqe_concat.py compares them)
+
     def __init__(self, skips: int, width: int):
         super().__init__()
         self.up = nn.Sequential(nn.ConvTranspose2d(width, width, 2, stride=2), nn.ReLU())
@@ -80,7 +82,7 @@ class Up(nn.Module):
 
     def forward(self, skips: list[torch.Tensor], lower: torch.Tensor) -> torch.Tensor:
         edges = [*skips, self.up(lower)]
-        if torch.compiler.is_exporting():
+        if self.per_edge_export and torch.compiler.is_exporting():
             return self._forward_per_edge(edges)
         return self.fuse(self.gate(torch.cat(edges, dim=1)))
 
