@@ -17,6 +17,7 @@ from torch import nn
 
 from edgekit.errors import EdgekitError
 from edgekit.pruning.adapters import SpLoRA, adapter_for, adapter_pruners, rank_of
+from edgekit.pruning.blocks import channel_blocks, channelwise_pruner, group_norm_pruner, lowest_blocks
 from edgekit.pruning.plan import ALLOCATIONS, PruningPlan
 
 METHODS = ("splora", "finetune")
@@ -171,8 +172,8 @@ def dependency_graph(module: nn.Module, plan: PruningPlan):
     """torch-pruning's DepGraph of `module`, traced through `plan.trace` (every branch)."""
     import torch_pruning as tp
 
-    pruners = {**adapter_pruners(), nn.GroupNorm: _group_norm_pruner(),
-               **{t: _channelwise_pruner() for t in plan.channelwise}}
+    pruners = {**adapter_pruners(), nn.GroupNorm: group_norm_pruner(),
+               **{t: channelwise_pruner() for t in plan.channelwise}}
     with _all_require_grad(module):  # the trace follows grad_fns; zoo models come frozen
         try:
             return tp.DependencyGraph().build_dependency(
@@ -233,55 +234,9 @@ def prune_step(graph, initial: dict, keep: float, importance=None, weights: dict
                 raise EdgekitError(f"{graph._module2name.get(layer, layer)}: the criterion found nothing to score "
                                    f"(no weight gradient reached it? is it used by the loss?)")
         blocks = channel_blocks(group, current) if grouped else [[c] for c in range(current)]
-        idxs = _lowest_blocks(blocks, scores, drop, current)
+        idxs = lowest_blocks(blocks, scores, drop, current)
         if idxs:
             graph.get_pruning_group(layer, fn, idxs).prune()
-
-
-def channel_blocks(group, channels: int) -> list[list[int]]:
-    """The root's channels in the units they can be removed in, in channel order: single channels,
-    except that a GroupNorm (num_groups > 1) loses whole groups, so the root channels feeding one of
-    its groups form one block. Channels feeding a group that other roots feed too (a concat not on a
-    group boundary) cannot go and are left out."""
-    parent = list(range(channels))
-
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    pinned = set()
-    for item in group:
-        norm = item.dep.target.module
-        if not isinstance(norm, nn.GroupNorm) or norm.num_groups == 1:
-            continue
-        size = norm.num_channels // norm.num_groups
-        members: dict[int, list] = {}
-        for idx, root in zip(item.idxs, item.root_idxs):
-            members.setdefault(int(idx) // size, []).append((int(idx), root))
-        for pairs in members.values():
-            roots = [r for _, r in pairs if r is not None]
-            if len({i for i, _ in pairs}) < size or len(roots) < len(pairs):
-                pinned.update(roots)
-            for r in roots[1:]:
-                parent[find(r)] = find(roots[0])
-    blocks: dict[int, list[int]] = {}
-    for c in range(channels):
-        blocks.setdefault(find(c), []).append(c)
-    return [b for b in blocks.values() if not pinned.intersection(b)]
-
-
-def _lowest_blocks(blocks: list[list[int]], scores: torch.Tensor, drop: int, channels: int) -> list[int]:
-    """Channels of the lowest-scored blocks (mean score) adding up to the nearest to `drop`, never all
-    `channels`, lowest first. With single-channel blocks: argsort(scores)[:drop]."""
-    block_scores = torch.stack([scores[b].float().mean() for b in blocks]) if blocks else torch.zeros(0)
-    chosen: list[int] = []
-    for i in torch.argsort(block_scores).tolist():
-        if len(chosen) + len(blocks[i]) / 2 > drop or len(chosen) + len(blocks[i]) >= channels:
-            break
-        chosen += blocks[i]
-    return chosen
 
 
 def allocation_weights(module: nn.Module, plan: PruningPlan, allocation: str) -> dict[str, float] | None:
@@ -368,50 +323,3 @@ def _gradients(module: nn.Module, plan: PruningPlan, needed: bool):
             yield
         finally:
             module.zero_grad(set_to_none=True)
-
-
-def _group_norm_pruner():
-    import torch_pruning as tp
-
-    class WholeGroupNormPruner(tp.pruner.function.GroupNormPruner):
-        """Removes whole groups and lowers num_groups with them (torch-pruning's own keeps num_groups, so
-        a cut not a multiple of it breaks the layer, and any cut changes what the kept groups average
-        over). prune_step cuts GroupNorm channels only group by group (channel_blocks)."""
-
-        def prune_out_channels(self, layer: nn.GroupNorm, idxs):
-            if layer.num_groups > 1:
-                size = layer.num_channels // layer.num_groups
-                cut = sorted({int(i) for i in idxs})
-                groups = {i // size for i in cut}
-                if len(cut) != len(groups) * size:
-                    raise EdgekitError(f"GroupNorm({layer.num_groups}, {layer.num_channels}): cutting channels "
-                                       f"{cut[:8]} would split its groups of {size}")
-                layer.num_groups -= len(groups)
-            return super().prune_out_channels(layer, idxs)
-
-        prune_in_channels = prune_out_channels
-
-    return WholeGroupNormPruner()
-
-
-def _channelwise_pruner():
-    import torch_pruning as tp
-
-    class ChannelwisePruner(tp.pruner.BasePruningFunc):
-        """A layer that scales channels with no per-channel weights: nothing to cut, channels pass
-        through (prune_in = prune_out couples its input and output channels in the graph)."""
-
-        TARGET_MODULES = None
-
-        def prune_out_channels(self, layer, idxs):
-            return layer
-
-        prune_in_channels = prune_out_channels
-
-        def get_out_channels(self, layer):
-            return None
-
-        def get_in_channels(self, layer):
-            return None
-
-    return ChannelwisePruner()

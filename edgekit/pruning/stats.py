@@ -25,12 +25,7 @@ def count_macs(module: nn.Module, trace, inputs: tuple) -> int:
         else:
             total += output.numel() * layer.weight[0].numel()  # (in/groups)·k² per output element
 
-    handles = [m.register_forward_hook(count) for m in module.modules() if isinstance(m, LAYERS)]
-    try:
-        trace(module, inputs)
-    finally:
-        for handle in handles:
-            handle.remove()
+    _trace_with_hook(module, trace, inputs, count)
     return int(total)
 
 
@@ -56,10 +51,15 @@ def output_positions(module: nn.Module, trace, inputs: tuple) -> dict[str, float
         channels = output.shape[-1] if isinstance(layer, nn.Linear) else output.shape[1]
         sizes[names[layer]] = sizes.get(names[layer], 0.0) + output.numel() / max(1, channels)
 
-    handles = [m.register_forward_hook(record) for m in module.modules() if isinstance(m, LAYERS)]
+    _trace_with_hook(module, trace, inputs, record)
+    return sizes
+
+
+def _trace_with_hook(module: nn.Module, trace, inputs: tuple, hook) -> None:
+    """Run `trace(module, inputs)` with `hook` as a forward hook on every conv/linear layer."""
+    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, LAYERS)]
     try:
         trace(module, inputs)
     finally:
         for handle in handles:
             handle.remove()
-    return sizes
