@@ -38,10 +38,12 @@ def debug_command(
             base, ranked = int8_sensitivity(bundle, top)
         json_out.emit({"int8_rel_l2": base, "layers": [vars(r) for r in ranked]})
         table = Table(title=f"INT8 sensitivity (all-int8 output rel L2 {base:.3e})")
-        for col in ("#", "layer", "op", "graph", "rel L2 with it in float", "gain"):
+        for col in ("#", "layer", "op", "graph", "rel L2 with it in float", "gain", "paths fixed",
+                    "gain, same-path samples"):
             table.add_column(col)
         for i, r in enumerate(ranked, 1):
-            table.add_row(str(i), r.node, r.op, r.graph, f"{r.rel_l2_float:.3e}", f"{r.gain:+.3e}")
+            table.add_row(str(i), r.node, r.op, r.graph, f"{r.rel_l2_float:.3e}", f"{r.gain:+.3e}",
+                          str(r.paths_fixed), f"{r.gain_same_path:+.3e}")
         console.print(table)
         if report:
             _write_sensitivity_report(report, bundle_path, base, ranked)
@@ -105,9 +107,11 @@ def _write_localisation_report(path: Path, bundle_path: Path, result) -> None:
 
 def _write_sensitivity_report(path: Path, bundle_path: Path, base: float, ranked) -> None:
     lines = [f"# INT8 sensitivity: {bundle_path}", "", f"All layers int8: output rel L2 {base:.3e}.", "",
-             "| # | layer | op | graph | rel L2 with it in float | gain |", "|---|---|---|---|---|---|"]
-    lines += [f"| {i} | {r.node} | {r.op} | {r.graph} | {r.rel_l2_float:.3e} | {r.gain:+.3e} |"
-              for i, r in enumerate(ranked, 1)]
+             "Ranked by exit paths restored, then by the error removed on samples whose path int8 kept.", "",
+             "| # | layer | op | graph | rel L2 with it in float | gain | paths fixed | gain, same-path samples |",
+             "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {i} | {r.node} | {r.op} | {r.graph} | {r.rel_l2_float:.3e} | {r.gain:+.3e} | {r.paths_fixed} | "
+              f"{r.gain_same_path:+.3e} |" for i, r in enumerate(ranked, 1)]
     path.write_text("\n".join(lines) + "\n")
 
 

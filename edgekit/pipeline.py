@@ -234,7 +234,8 @@ def _stage_int8(source, root: Path, artifacts: dict, options: ExportOptions, rep
     artifacts["onnx_fp32"] = {"path": fp32.name, "precision": "fp32"}
     return {"method": "edgekit-qdq", "precision": "int8", "samples": result.samples,
             "calibration": options.calib or "model:calibration_feeds",
-            "scheme": "symmetric int8; activations per-tensor absmax, weights per-channel",
+            "scheme": ("symmetric int8; activations per-tensor (MSE-optimal clip; absmax inside Loop bodies), "
+                       "weights per-channel"),
             "excluded": result.excluded, "accuracy_control": accuracy}
 
 

@@ -29,6 +29,12 @@ class LayerSensitivity:
     graph: str
     rel_l2_float: float  # the model's output error with only this layer back in float
     gain: float  # how much of the all-int8 error that removes (all-int8 rel L2 − rel_l2_float)
+    paths_fixed: int = 0  # samples whose exit path all-int8 changed and this layer in float restores
+    gain_same_path: float = 0.0  # error removed on the samples whose path all-int8 kept
+
+    @property
+    def rank_key(self) -> tuple[int, float]:
+        return self.paths_fixed, self.gain_same_path
 
 
 def ort_run(model):
@@ -44,33 +50,47 @@ def ort_run(model):
     return lambda feed: dict(zip(names, session.run(names, {k: v for k, v in feed.items() if k in inputs})))
 
 
-def output_rel_l2(run, samples: list[tuple[dict, dict]]) -> float:
-    """Relative L2 over every float output of every sample; a sample whose exit path (integer outputs)
-    changed counts as fully wrong."""
-    num = den = 0.0
+def sample_errors(run, samples: list[tuple[dict, dict]]) -> list[tuple[float, float, bool]]:
+    """Per sample: (squared error, squared reference) summed over its float outputs, and whether its exit
+    path (integer outputs) changed; a changed path makes the whole output count as wrong."""
+    errors = []
     for inputs, reference in samples:
         got = run(inputs)
-        ints_differ = any(np.asarray(reference[k]).dtype.kind in "iu" and not np.array_equal(reference[k], got[k])
-                          for k in reference)
+        flipped = any(np.asarray(reference[k]).dtype.kind in "iu" and not np.array_equal(reference[k], got[k])
+                      for k in reference)
+        num = den = 0.0
         for k, ref in reference.items():
             if np.asarray(ref).dtype.kind == "f":
                 ref64 = np.asarray(ref, np.float64)
-                diff = ref64 if ints_differ else ref64 - got[k]
+                diff = ref64 if flipped else ref64 - got[k]
                 num += float((diff**2).sum())
                 den += float((ref64**2).sum())
-    return (num / max(den, 1e-30)) ** 0.5
+        errors.append((num, den, flipped))
+    return errors
+
+
+def rel_l2(errors: list[tuple[float, float, bool]], keep: list[bool] | None = None) -> float:
+    """Relative L2 of `sample_errors` over all samples, or those in `keep`."""
+    chosen = [e for e, k in zip(errors, keep or [True] * len(errors)) if k]
+    return (sum(e[0] for e in chosen) / max(sum(e[1] for e in chosen), 1e-30)) ** 0.5
 
 
 def layer_sensitivity(model, fp32, samples: list[tuple[dict, dict]]) -> tuple[float, list[LayerSensitivity]]:
     """For each quantized layer of the Q/DQ `model`: the output error vs `samples`' fp32 references when
     only that layer is back in float (from `fp32`, the graph it was made from). Returns (all-int8 error,
-    layers ranked by gain)."""
+    layers ranked by `rank_key`: exit paths restored first, then error removed on the other samples).
+
+    The two-part rank: a single layer rarely restores a flipped exit path, and a flipped sample's error
+    (its whole output) swamps the rest, so ranking by the total error alone left every gain at 0 on
+    zoo:rbqe and the order arbitrary.
+    """
     import onnx
 
     from edgekit.calibration.qdq import QUANTIZABLE, quantizable_nodes
 
     producers = {o: n for _, g in walk_graphs(model.graph) for n in g.node for o in n.output}
-    base = output_rel_l2(ort_run(model), samples)
+    base = sample_errors(ort_run(model), samples)
+    kept = [not flipped for *_, flipped in base]
     ranked = []
     for ref, node in quantizable_nodes(model):
         acts, weight, _ = QUANTIZABLE[node.op_type]
@@ -80,10 +100,13 @@ def layer_sensitivity(model, fp32, samples: list[tuple[dict, dict]]) -> tuple[fl
         variant = onnx.ModelProto()
         variant.CopyFrom(model)
         float_again(variant, fp32, node.name)
-        value = output_rel_l2(ort_run(variant), samples)
-        ranked.append(LayerSensitivity(node.name, node.op_type, str(ref), value, base - value))
-    ranked.sort(key=lambda s: s.gain, reverse=True)
-    return base, ranked
+        errors = sample_errors(ort_run(variant), samples)
+        ranked.append(LayerSensitivity(
+            node.name, node.op_type, str(ref), rel_l2(errors), rel_l2(base) - rel_l2(errors),
+            paths_fixed=sum(not k for k in kept) - sum(e[2] for e in errors),
+            gain_same_path=rel_l2(base, kept) - rel_l2(errors, kept)))
+    ranked.sort(key=lambda s: s.rank_key, reverse=True)
+    return rel_l2(base), ranked
 
 
 def float_again(model, fp32, node_name: str) -> None:

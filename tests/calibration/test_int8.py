@@ -43,13 +43,17 @@ def test_every_subgraph_conv_is_quantized_or_listed_as_excluded(toy_bundle, tmp_
     for entry in counts.unquantized:
         assert entry.split(":")[1].split(" ")[0] in listed, f"{entry} left in float without a reason"
     assert counts.quantized_in_subgraphs == 4
+    # the stem reads the 3-channel model input: float, and says so (qdq.input_layers)
+    assert counts.quantized == 4 and list(result.excluded) == ["node_conv2d"]
+    assert "reads model input 'image' (3 channel(s))" in result.excluded["node_conv2d"]
     # a branch no calibration sample reaches stays float and says why
     only_exit0 = [{**f, "threshold": np.array(-1.0, np.float32)} for f in feeds]
     partial = int8_from_onnx(toy_bundle / "model.onnx", tmp_path / "partial.onnx", only_exit0)
-    assert partial.counts.quantized < partial.counts.total
-    assert set(partial.excluded.values()) == {"not reached by any calibration sample"}
+    assert partial.counts.quantized < counts.quantized
+    unreached = {n for n, why in partial.excluded.items() if why == "not reached by any calibration sample"}
+    assert unreached and set(partial.excluded) == unreached | {"node_conv2d"}
     assert all(e.split(":")[1].split(" ")[0] in partial.excluded for e in partial.counts.unquantized)
-    assert quantized_counts(onnx.load(str(tmp_path / "int8.onnx"))).quantized == 5
+    assert quantized_counts(onnx.load(str(tmp_path / "int8.onnx"))).quantized == 4
 
 
 def test_export_int8_cli_quantizes_inside_if_and_loop_for_onnx_and_openvino(toy_bundle, tmp_path):
@@ -63,7 +67,8 @@ def test_export_int8_cli_quantizes_inside_if_and_loop_for_onnx_and_openvino(toy_
     assert m["pipeline"]["quantize"]["precision"] == "int8" and m["pipeline"]["quantize"]["samples"] == len(feeds)
     for key in ("onnx", "openvino"):
         q = m["artifacts"][key]["quantized"]
-        assert q["quantized"] == q["total"] == 5 and q["quantized_in_subgraphs"] == 4, (key, q)
+        assert q["total"] == 5 and q["quantized"] == q["quantized_in_subgraphs"] == 4, (key, q)
+    assert list(m["pipeline"]["quantize"]["excluded"]) == ["node_conv2d"], "only the input conv stays float"
     for runtime in ("onnxruntime", "openvino"):
         v = m["validation"][runtime]
         assert v["status"] == "passed" and v["precision"] == "int8" and v["path_agreement"] >= 0.95
@@ -77,5 +82,5 @@ def test_tensorrt_int8_engine_has_qdq_layers_inside_control_flow(toy_bundle, tmp
     feeds = [inputs for inputs, _ in read_testdata(toy_bundle)]
     int8_from_onnx(toy_bundle / "model.onnx", tmp_path / "int8.onnx", feeds)
     layers = layers_from_onnx(tmp_path / "int8.onnx")
-    assert layers["QUANTIZE"] == 5 and layers["DEQUANTIZE"] == 10
+    assert layers["QUANTIZE"] == 4 and layers["DEQUANTIZE"] == 8  # 4 convs: activation + weight each
     assert {"CONDITION", "TRIP_LIMIT"} <= set(layers)

@@ -101,8 +101,8 @@ def test_debug_cli_json_and_int8_sensitivity(toy_bundle, tmp_path):
     result = run_cli("debug", int8, "--sensitivity", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert len(data["layers"]) == 5 and data["int8_rel_l2"] > 0
-    assert {layer["graph"].split(".")[-1] for layer in data["layers"]} >= {"main", "body", "then_branch"}
-    gains = [layer["gain"] for layer in data["layers"]]
-    assert gains == sorted(gains, reverse=True)
+    assert len(data["layers"]) == 4 and data["int8_rel_l2"] > 0  # the input conv stays float
+    assert {layer["graph"].split(".")[-1] for layer in data["layers"]} >= {"body", "then_branch"}
+    keys = [(layer["paths_fixed"], layer["gain_same_path"]) for layer in data["layers"]]
+    assert keys == sorted(keys, reverse=True)
     assert all(layer["rel_l2_float"] <= data["int8_rel_l2"] + 1e-6 for layer in data["layers"][:1])
