@@ -19,6 +19,7 @@ from edgekit.errors import EdgekitError
 from edgekit.pruning.adapters import SpLoRA, adapter_for, adapter_pruners, rank_of
 from edgekit.pruning.blocks import channel_blocks, channelwise_pruner, group_norm_pruner, lowest_blocks
 from edgekit.pruning.plan import ALLOCATIONS, PruningPlan
+from edgekit.pruning.stats import output_layers
 
 METHODS = ("splora", "finetune")
 # How the channels to remove are shared among groups at the same parameter density (plan.ALLOCATIONS):
@@ -176,17 +177,21 @@ def dependency_graph(module: nn.Module, plan: PruningPlan):
                **{t: channelwise_pruner() for t in plan.channelwise}}
     with _all_require_grad(module):  # the trace follows grad_fns; zoo models come frozen
         try:
-            return tp.DependencyGraph().build_dependency(
+            graph = tp.DependencyGraph().build_dependency(
                 module, example_inputs=plan.trace_inputs, forward_fn=plan.trace, customized_pruners=pruners,
                 verbose=False)
         except Exception as exc:
             raise EdgekitError(f"tracing the model's channel dependencies failed: {type(exc).__name__}: "
                                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from exc
+    # read by root_layers: the layers whose results are model outputs (stats.output_layers)
+    graph.edgekit_output_layers = output_layers(module, plan.trace, plan.trace_inputs)
+    return graph
 
 
 def root_layers(graph) -> list[nn.Module]:
     """One layer per group of coupled channels, producers first; groups that reach a model output are
-    left out (the model's output channels stay as they are).
+    left out (the model's output channels stay as they are): through an op after the last layer
+    (torch-pruning's output node), or a layer whose result is returned as is (`edgekit_output_layers`).
 
     Written here rather than torch-pruning's get_all_groups: that takes roots in trace order, and a
     depthwise conv met first becomes the root of a group spanning every edge of the concat feeding it,
@@ -205,7 +210,8 @@ def root_layers(graph) -> list[nn.Module]:
                                         list(range(_out_channels(graph, layer))))
         outs = [dep.target.module for dep, _ in group if graph.is_out_channel_pruning_fn(dep.handler)]
         visited.update(outs)
-        if not any(isinstance(m, tp.ops._OutputOp) for m in outs):
+        protected = getattr(graph, "edgekit_output_layers", set())
+        if not any(isinstance(m, tp.ops._OutputOp) or m in protected for m in outs):
             roots.append(layer)
     return roots
 

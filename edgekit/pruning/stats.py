@@ -55,11 +55,30 @@ def output_positions(module: nn.Module, trace, inputs: tuple) -> dict[str, float
     return sizes
 
 
-def _trace_with_hook(module: nn.Module, trace, inputs: tuple, hook) -> None:
-    """Run `trace(module, inputs)` with `hook` as a forward hook on every conv/linear layer."""
-    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, LAYERS)]
+@torch.no_grad()
+def output_layers(module: nn.Module, trace, inputs: tuple) -> set[nn.Module]:
+    """The submodules whose output tensor `trace(module, inputs)` returns as is (a model output).
+
+    torch-pruning puts no output node in the group of a layer whose result is returned directly, so
+    without this a model ending in a conv would lose that conv's output channels, i.e. its outputs.
+    """
+    produced: dict[int, tuple[torch.Tensor, list[nn.Module]]] = {}  # the tensor is kept: ids stay unique
+
+    def record(layer, args, output):
+        if isinstance(output, torch.Tensor):
+            produced.setdefault(id(output), (output, []))[1].append(layer)
+
+    result = _trace_with_hook(module, trace, inputs, record, nn.Module)
+    leaves = torch.utils._pytree.tree_leaves(result)
+    return {layer for leaf in leaves if id(leaf) in produced for layer in produced[id(leaf)][1]}
+
+
+def _trace_with_hook(module: nn.Module, trace, inputs: tuple, hook, types=LAYERS):
+    """Run `trace(module, inputs)` with `hook` as a forward hook on every submodule of `types` (conv/linear
+    layers by default); return what it returns."""
+    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, types)]
     try:
-        trace(module, inputs)
+        return trace(module, inputs)
     finally:
         for handle in handles:
             handle.remove()

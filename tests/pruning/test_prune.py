@@ -155,6 +155,35 @@ def test_all_branches_hook_prunes_both_heads():
     assert model.a.out_channels == model.b.out_channels == 1
 
 
+class _ConvOut(torch.nn.Module):
+    """A model whose forward returns a conv's result as is: no op after it for torch-pruning to see."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Conv2d(3, 16, 3, padding=1)
+        self.head = torch.nn.Conv2d(16, 6, 3, padding=1)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.body(x)))
+
+    def example_inputs(self):
+        return (torch.rand(1, 3, 16, 16),)
+
+
+def test_a_layer_returned_as_the_output_keeps_its_channels():
+    from edgekit.pruning.importance import importance_named
+    from edgekit.pruning.plan import plan_for
+    from edgekit.pruning.prune import PruneSettings, prune_module
+
+    torch.manual_seed(0)
+    model = _ConvOut()
+    x = torch.rand(2, 3, 16, 16)
+    plan = plan_for(model, "conv-out", model.example_inputs())
+    prune_module(model, plan, PruneSettings(0.5, "magnitude", "finetune", steps=1), importance_named("magnitude"))
+    assert model.body.out_channels < 16, "the hidden layer is pruned"
+    assert model.head.out_channels == 6 and model(x).shape == (2, 6, 16, 16), "the model's output is not"
+
+
 @pytest.mark.onnxruntime
 @pytest.mark.openvino
 @pytest.mark.slow
