@@ -225,7 +225,7 @@ def validate_cmd(
 ):
     """Re-validate a bundle's artifacts against its reference on stored and fresh inputs."""
     from edgekit.bundle import Bundle
-    from edgekit.pipeline import revalidate_bundle
+    from edgekit.parity import revalidate_bundle
     from edgekit.runtimes import RUNNERS, runtimes_for
     from edgekit.validate import load_npz_feeds
 
@@ -244,9 +244,9 @@ def validate_cmd(
     print_validation(block)
     failed = [v for v in results.values() if not v]
     if failed:
-        from edgekit.pipeline import _failure_message
+        from edgekit.parity import failure_message
 
-        raise ValidationFailed(_failure_message(failed), results)
+        raise ValidationFailed(failure_message(failed), results)
 
 
 @app.command()

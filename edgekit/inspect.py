@@ -12,7 +12,7 @@ from edgekit.export.controlflow import control_flow_counts, load_onnx, max_if_de
 
 def inspect_onnx(path: Path) -> dict:
     """Facts about one ONNX file (weights are not loaded)."""
-    from edgekit.pipeline import _output_specs
+    from edgekit.pipeline import output_specs
     from edgekit.sources import _onnx_value_spec
 
     model = load_onnx(Path(path), load_external_data=False)
@@ -30,7 +30,7 @@ def inspect_onnx(path: Path) -> dict:
         "opset": next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None),
         "producer": f"{model.producer_name} {model.producer_version}".strip(),
         "inputs": [_onnx_value_spec(v).to_json() for v in model.graph.input if v.name not in initializers],
-        "outputs": [s.to_json() for s in _output_specs(model)],
+        "outputs": [s.to_json() for s in output_specs(model)],
         "parameters": params,
         "control_flow": control_flow_counts(model),
         "if_nesting_depth": max_if_depth(model.graph),

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgekit.bundle import Bundle, Manifest, finalize_artifacts, staged_bundle, write_json_atomic
-from edgekit.errors import BackendUnavailable, EdgekitError, ExportError, ValidationFailed
+from edgekit.errors import EdgekitError, ExportError, ValidationFailed
 from edgekit.export.controlflow import check_control_flow_kept, control_flow_counts, load_onnx
 from edgekit.export.targets import TARGETS, BuildContext
+from edgekit.parity import artifact_precision, failure_message, validate_export
 from edgekit.sources import ModelSource
 from edgekit.specs import TensorSpec, dtype_name
-from edgekit.testdata import write_testdata
 from edgekit.ui import SILENT, Reporter
-from edgekit.validate import DEFAULT_TOLERANCES, RuntimeValidation, Tolerance, make_samples, validate_runtime
+from edgekit.validate import RuntimeValidation, Tolerance, make_samples
 
 DEFAULT_TARGETS = ("onnx", "openvino")
 ADAPTER_FILE = "adapter.safetensors"  # a pruned bundle keeps its task file: the reference is rebuilt from it
@@ -74,7 +74,7 @@ def export_bundle(source: ModelSource, out: Path, options: ExportOptions, report
             artifacts["adapter"] = {"path": ADAPTER_FILE}
         quantize = _stage_int8(source, root, artifacts, options, reporter) if options.precision == "int8" else None
         onnx_model = load_onnx(root / "model.onnx", load_external_data=False)
-        outputs = _output_specs(onnx_model)
+        outputs = output_specs(onnx_model)
         for name in targets:
             if name == "onnx":
                 continue
@@ -85,7 +85,7 @@ def export_bundle(source: ModelSource, out: Path, options: ExportOptions, report
                 artifacts[name] = TARGETS.get(name).build(ctx)
         validation = {}
         if options.validate:
-            validation = _validate_export(source, root, artifacts, outputs, options, reporter)
+            validation = validate_export(source, root, artifacts, outputs, options, reporter)
             failed = [v for v in validation.values() if not v]
         manifest = Manifest(
             source={"spec": source.spec, "kind": source.kind, "sha256": source.sha256},
@@ -101,7 +101,7 @@ def export_bundle(source: ModelSource, out: Path, options: ExportOptions, report
     log_path.unlink(missing_ok=True)
     bundle = Bundle(out, manifest)
     if failed:
-        raise ValidationFailed(_failure_message(failed), validation)
+        raise ValidationFailed(failure_message(failed), validation)
     return bundle
 
 
@@ -169,8 +169,8 @@ def _stage_onnx(source, root, log_path, options, reporter):
 def _reuse_onnx(bundle: Bundle, root: Path, reporter):
     """Copy an fp32 bundle's ONNX (and model.pt2) instead of exporting again (`edgekit quantize`)."""
     m = bundle.manifest
-    if _artifact_precision(m.artifacts["onnx"]) != "fp32":
-        raise EdgekitError(f"{bundle.path}: its model.onnx is {_artifact_precision(m.artifacts['onnx'])}; "
+    if artifact_precision(m.artifacts["onnx"]) != "fp32":
+        raise EdgekitError(f"{bundle.path}: its model.onnx is {artifact_precision(m.artifacts['onnx'])}; "
                            f"quantize an fp32 bundle")
     artifacts = {}
     with reporter.stage(f"onnx: reuse {bundle.path}"):
@@ -267,7 +267,7 @@ def _onnx_entry(root: Path, opset) -> dict:
     return entry
 
 
-def _output_specs(model) -> list[TensorSpec]:
+def output_specs(model) -> list[TensorSpec]:
     import onnx
 
     specs = []
@@ -279,145 +279,3 @@ def _output_specs(model) -> list[TensorSpec]:
         )
         specs.append(TensorSpec(value.name, shape, dtype_name(onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))))
     return specs
-
-
-def _validate_export(source, root, artifacts, outputs, options, reporter) -> dict[str, RuntimeValidation]:
-    """Validate every artifact's runtime against the reference on fresh samples; store testdata."""
-    from edgekit.runtimes import RUNNERS
-
-    bundle = Bundle(root, Manifest(source={"spec": source.spec}, inputs=source.inputs, outputs=outputs,
-                                   artifacts=artifacts))
-    metric = None
-    branch_feeds = source.validation_feeds
-    if options.precision == "int8":
-        from edgekit.metrics import resolve_metric
-
-        metric = resolve_metric(options.metric, source.module, [])
-        if hasattr(metric, "targets"):
-            # The fp32 branch-driving feeds sit within 1e-4 of a threshold by design, so any int8 error flips
-            # them; the ≥ 95% path agreement is measured on the model's real evaluation inputs instead.
-            branch_feeds = metric.feeds
-    samples = make_samples(source.inputs, source.example_feed(),
-                           branch_feeds + list(options.extra_feeds), options.samples)
-    from edgekit.metrics import memo_run
-
-    with reporter.stage(f"reference: {source.reference_runtime} on {len(samples)} samples"):
-        reference = memo_run(_reference_runner(source, bundle, outputs).run)
-        references = [reference(feed) for feed in samples]
-    write_testdata(root, list(zip(samples, references)))
-    baseline = None
-    if metric is not None:
-        if hasattr(metric, "targets"):
-            baseline = metric.mean_score(reference)  # its feeds are among the samples: no new runs
-        else:
-            metric.feeds = samples  # output similarity: each runtime is compared with the reference's outputs
-    results = {}
-    for runtime in [n for n in RUNNERS if RUNNERS.get(n).artifact in artifacts and n != "torch"]:
-        precision = _artifact_precision(artifacts[RUNNERS.get(runtime).artifact])
-        tolerance = options.tolerance or DEFAULT_TOLERANCES[precision]
-        if runtime == source.reference_runtime:
-            results[runtime] = RuntimeValidation.skipped(runtime, "this runtime is the reference")
-            continue
-        with reporter.stage(f"validate {runtime} ({precision})"):
-            results[runtime] = validate_bundle_runtime(bundle, runtime, samples, references, tolerance, precision,
-                                                       metric=metric, baseline=baseline, reference=reference,
-                                                       max_drop=_max_drop(metric, options))
-    return results
-
-
-def _max_drop(metric, options) -> float | None:
-    from edgekit.metrics import DEFAULT_MAX_DROP
-
-    if metric is None:
-        return None
-    return options.max_drop if options.max_drop is not None else DEFAULT_MAX_DROP.get(metric.name)
-
-
-def validate_bundle_runtime(bundle, runtime, samples, references, tolerance, precision, metric=None,
-                            baseline=None, reference=None, max_drop=None) -> RuntimeValidation:
-    """Open `runtime` on the bundle and validate it; a runtime that can't run here is `skipped`.
-
-    With a `metric` (int8), the runtime's task metric is measured too and a drop above `max_drop` fails.
-    """
-    from edgekit.runtimes import open_runner
-
-    m = bundle.manifest
-    try:
-        runner = open_runner(bundle, runtime)
-    except BackendUnavailable as exc:
-        return RuntimeValidation.skipped(runtime, exc.reason)
-    from edgekit.metrics import memo_run
-
-    with runner:
-        run = memo_run(runner.run) if metric is not None else runner.run
-        result = validate_runtime(runtime, run, samples, references, m.inputs, m.outputs, tolerance, precision)
-        if metric is not None:
-            measured = metric.evaluate(run, reference, baseline)
-            result.metric = {**measured.to_json(), "max_drop": max_drop}
-            if max_drop is not None and not measured.within(max_drop):
-                result.failures.append(f"{measured.name} drops {measured.drop:.3g} from the fp32 reference "
-                                       f"({measured.baseline:.4g} → {measured.value:.4g}; budget {max_drop:g})")
-                result.status = "failed"
-        return result
-
-
-def _reference_runner(source, bundle, outputs):
-    if source.kind == "onnx":
-        from edgekit.runtimes.onnxruntime import OnnxRuntimeRunner
-
-        return OnnxRuntimeRunner(source.onnx_path, source.inputs, outputs)
-    from edgekit.runtimes.torch import TorchRunner
-
-    module = source.module if source.module is not None else source.exported.module()
-    return TorchRunner(module, source.inputs, outputs)
-
-
-def _artifact_precision(entry) -> str:
-    entries = entry if isinstance(entry, list) else [entry]
-    return entries[0].get("precision", "fp32") if entries else "fp32"
-
-
-def _failure_message(failed: list[RuntimeValidation]) -> str:
-    parts = [f"{v.runtime}: {v.failures[0]}" + (f" (+{len(v.failures) - 1} more)" if len(v.failures) > 1 else "")
-             for v in failed]
-    hint = ""
-    if any(v.precision == "int8" for v in failed):
-        hint = " (int8: --max-drop D keeps the most sensitive layers in float until the budget holds)"
-    return "validation failed — " + "; ".join(parts) + hint
-
-
-def revalidate_bundle(bundle: Bundle, runtimes: list[str], samples: int, tolerance: Tolerance | None,
-                      extra_feeds: list[dict], overrides: dict, reporter: Reporter = SILENT,
-                      seed: int = 1) -> dict[str, RuntimeValidation]:
-    """`edgekit validate`: rerun the reference on stored + fresh samples and compare each runtime."""
-    from edgekit.runtimes import open_runner
-    from edgekit.specs import apply_feeds
-    from edgekit.testdata import read_testdata
-
-    m = bundle.manifest
-    stored = [inputs for inputs, _ in read_testdata(bundle.path)]
-    if not stored:
-        raise EdgekitError(f"{bundle.path}: the bundle has no testdata/ to take example inputs from")
-    feeds = make_samples(m.inputs, stored[0], stored[1:] + list(extra_feeds), samples, seed=seed)
-    feeds = [apply_feeds(f, overrides, m.inputs) for f in feeds]
-    reference_name = m.reference.get("runtime", "torch")
-    with reporter.stage(f"reference: {reference_name} on {len(feeds)} samples"):
-        with open_runner(bundle, reference_name) as reference:
-            references = [reference.run(f) for f in feeds]
-    results = {}
-    for runtime in runtimes:
-        if runtime == reference_name:
-            continue
-        entry = bundle.artifact(_artifact_key(runtime))
-        precision = _artifact_precision(entry)
-        with reporter.stage(f"validate {runtime} ({precision})"):
-            results[runtime] = validate_bundle_runtime(
-                bundle, runtime, feeds, references, tolerance or DEFAULT_TOLERANCES[precision], precision)
-    return results
-
-
-def _artifact_key(runtime: str) -> str:
-    from edgekit.runtimes import RUNNERS
-
-    return RUNNERS.get(runtime).artifact
-
