@@ -42,7 +42,13 @@ class AbsHistogram:
         self.top = self.absmax = 0.0
         self.seen = False  # some feed reached the tensor (a branch not taken leaves it empty)
 
+    def add_max(self, value: np.ndarray) -> None:
+        """Track only the largest |value| (absmax ranges: no histogram)."""
+        self.absmax = max(self.absmax, float(np.abs(value).max()))
+        self.seen = True
+
     def add(self, value: np.ndarray) -> None:
+        self.seen = True
         flat = np.abs(value.ravel())
         peak = float(flat.max())
         self.absmax = max(self.absmax, peak)
@@ -88,11 +94,7 @@ def activation_ranges(model, feeds: Iterable[dict], names: list[str],
             raise EdgekitError(f"calibration feed lacks input(s) {', '.join(sorted(missing))}")
         for name, value in zip(outputs, run(feed)):
             if value.size:
-                if name in absmax_only:
-                    stats[name].absmax = max(stats[name].absmax, float(np.abs(value).max()))
-                else:
-                    stats[name].add(value)
-                stats[name].seen = True
+                (stats[name].add_max if name in absmax_only else stats[name].add)(value)
         count += 1
     if not count:
         raise EdgekitError("calibration data is empty")

@@ -203,6 +203,7 @@ def root_layers(graph) -> list[nn.Module]:
                                                                  nn.Linear, SpLoRA))]
     candidates = [m for m in candidates if not (isinstance(m, (nn.Conv1d, nn.Conv2d)) and m.groups > 1)]
     roots, visited = [], set()
+    protected = getattr(graph, "edgekit_output_layers", set())  # set by dependency_graph
     for layer in candidates:
         if layer in visited:
             continue
@@ -210,7 +211,6 @@ def root_layers(graph) -> list[nn.Module]:
                                         list(range(_out_channels(graph, layer))))
         outs = [dep.target.module for dep, _ in group if graph.is_out_channel_pruning_fn(dep.handler)]
         visited.update(outs)
-        protected = getattr(graph, "edgekit_output_layers", set())
         if not any(isinstance(m, tp.ops._OutputOp) or m in protected for m in outs):
             roots.append(layer)
     return roots
