@@ -38,11 +38,11 @@ def quality(model) -> dict:
 
 
 def fresh_source():
-    from edgekit.sources import _state_sha256
+    from edgekit.sources.model import state_sha256
     from edgekit.zoo.rbqe import build_rbqe
 
     module = build_rbqe()
-    return module, _state_sha256(module)
+    return module, state_sha256(module)
 
 
 def openvino_latency(bundles: dict[str, Path], rounds: int, threads: int) -> dict:

@@ -4,7 +4,7 @@
     python benchmarks/run_all.py --quick    # smoke run, < 5 min: fewer iterations, smaller inputs
 
 Each section exports what it needs with edgekit's own pipeline (bundles under benchmarks/results/bundles,
-not committed), times every row in an isolated child process (`edgekit.bench`), writes
+not committed), times every row in an isolated child process (`edgekit.bench.plan`), writes
 benchmarks/results/<section>.json with the machine's description, and rewrites the section's table in
 benchmarks/README.md between its `<!-- results:NAME -->` markers. Ratios are to PyTorch eager measured
 in the same run; latencies are medians.
@@ -81,7 +81,9 @@ def export(spec: str, name: str, precision: str = "fp32", targets=("onnx", "open
 
 
 def bench(bundle, feed: dict, quick: bool, runtimes=None, throughput=False) -> list:
-    from edgekit.bench import BenchSettings, add_torch_ratios, plan_cases, run_cases
+    from edgekit.bench.parent import run_cases
+    from edgekit.bench.plan import plan_cases
+    from edgekit.bench.stats import BenchSettings, add_torch_ratios
 
     cases = [c for c in plan_cases(bundle, runtimes or RUNTIMES, precisions=[])
              if throughput or c.mode == "latency"]
@@ -192,7 +194,7 @@ def section_runtimes(quick: bool, peak: dict) -> dict:
     rows = []
     for spec, name in (("zoo:toy", "toy"),):
         bundle = export(spec, name)
-        from edgekit.bench import bench_feed
+        from edgekit.bench.plan import bench_feed
 
         for r in bench(bundle, bench_feed(bundle, {}), quick, throughput=True):
             rows.append(row(r, model=spec))

@@ -16,11 +16,11 @@ from edgekit.bundle import Bundle, Manifest, finalize_artifacts, staged_bundle, 
 from edgekit.errors import EdgekitError, ExportError, ValidationFailed
 from edgekit.export.controlflow import check_control_flow_kept, control_flow_counts, load_onnx
 from edgekit.export.targets import TARGETS, BuildContext
-from edgekit.parity import artifact_precision, failure_message, validate_export
+from edgekit.validation.parity import artifact_precision, failure_message, validate_export
 from edgekit.sources import ModelSource
 from edgekit.specs import TensorSpec, dtype_name
 from edgekit.ui import SILENT, Reporter
-from edgekit.validate import RuntimeValidation, Tolerance, make_samples
+from edgekit.validation.compare import RuntimeValidation, Tolerance, make_samples
 
 DEFAULT_TARGETS = ("onnx", "openvino")
 ADAPTER_FILE = "adapter.safetensors"  # a pruned bundle keeps its task file: the reference is rebuilt from it
@@ -130,12 +130,14 @@ def _stage_onnx(source, root, log_path, options, reporter):
         return _reuse_onnx(Bundle.load(options.reuse), root, reporter)
     if source.kind == "onnx":
         with reporter.stage("onnx: copy source"):
-            model = load_onnx(source.onnx_path)
             import onnx
 
-            has_external = any(t.data_location == onnx.TensorProto.EXTERNAL for t in _initializers(source))
+            from edgekit.sources.files import onnx_source_model
+
+            model, has_external = onnx_source_model(source)
+            # a source that keeps its weights outside the graph gets the same in the bundle, small tensors too
             onnx.save_model(model, str(root / "model.onnx"), save_as_external_data=has_external,
-                            location="model.onnx.data")
+                            location="model.onnx.data", size_threshold=0)
         opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
         artifacts["onnx"] = _onnx_entry(root, opset)
         return artifacts, control_flow_counts(model), {"runtime": "onnxruntime", "artifact": "onnx"}
@@ -223,7 +225,7 @@ def _stage_int8(source, root: Path, artifacts: dict, options: ExportOptions, rep
             result = int8_from_onnx(fp32, root / "model.onnx", feeds)
     else:
         from edgekit.calibration.accuracy import int8_within_budget
-        from edgekit.metrics import resolve_metric
+        from edgekit.validation.metrics import resolve_metric
 
         metric = resolve_metric(options.metric, source.module, _metric_probe_feeds(source))
         with reporter.stage(f"int8: calibrate, then keep layers in float until {metric.name} drops "
@@ -254,10 +256,6 @@ def _unique_node_names(path: Path) -> None:
 def _metric_probe_feeds(source: ModelSource) -> list[dict]:
     """Inputs for an output-similarity metric: the example, the branch-driving feeds and random ones."""
     return make_samples(source.inputs, source.example_feed(), list(source.validation_feeds), 8, seed=7)
-
-
-def _initializers(source):
-    return load_onnx(source.onnx_path, load_external_data=False).graph.initializer
 
 
 def _onnx_entry(root: Path, opset) -> dict:

@@ -135,12 +135,20 @@ def np_dtype(dtype: str) -> np.dtype:
 
 
 def feed_problem(value: np.ndarray, spec: "TensorSpec") -> str | None:
-    """What keeps `value` from feeding input `spec` ("is int32, the model expects int64", or its shape
-    against the rank and static dims), or None when it fits. Callers prefix where the value came from."""
-    if value.dtype != np_dtype(spec.dtype):
+    """What keeps `value` from feeding input `spec`, or None when it fits: its dtype ("is int32, the model
+    expects int64"), its shape against the rank and static dims, or a value outside the input's valid range.
+    The one check for every feed (runners, --data, --calib); callers prefix where the value came from."""
+    # a bfloat16 input takes any float array: runners convert it (numpy has no native bfloat16)
+    dtype_ok = value.dtype.kind == "f" if spec.dtype == "bfloat16" else value.dtype == np_dtype(spec.dtype)
+    if not dtype_ok:
         return f"is {value.dtype}, the model expects {spec.dtype}"
     if value.ndim != len(spec.shape) or any(isinstance(d, int) and d != s for d, s in zip(spec.shape, value.shape)):
         return f"has shape {list(value.shape)}, the model expects {list(spec.shape)}"
+    if spec.range is not None and value.size:
+        low, high = spec.range
+        if value.min() < low or value.max() > high:
+            shown = value.item() if value.size == 1 else f"values {value.min()}..{value.max()}"
+            return f"= {shown} is outside its valid range [{low}, {high}]"
     return None
 
 

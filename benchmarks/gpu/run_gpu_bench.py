@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.bench import BenchResult, BenchSettings, CudaEventClock, add_torch_ratios, latency_stats, time_calls
+from edgekit.bench.stats import BenchResult, BenchSettings, CudaEventClock, add_torch_ratios, latency_stats, time_calls
 from edgekit.errors import BackendUnavailable, EdgekitError, ValidationFailed
 from edgekit.export.trt_compat import builder_name, cuda_device_available, current_compute_capability, import_tensorrt
 

@@ -141,7 +141,7 @@ def path_agreement(run, reference, feeds: list[dict]) -> float:
 def int8_within_budget(fp32_path: Path, out_path: Path, feeds: list[dict], metric, max_drop: float,
                        log=lambda message: None, min_path_agreement: float = 0.95):
     """Quantize `fp32_path` to `out_path`, then keep the most sensitive layers in float until `metric`
-    (edgekit.metrics) drops at most `max_drop` from the fp32 graph on ONNX Runtime.
+    (edgekit.validation.metrics) drops at most `max_drop` from the fp32 graph on ONNX Runtime.
 
     The budget also asks that the exit path (integer outputs) match fp32 on `min_path_agreement` of the
     metric's inputs: RBQE's IQAM normalises 8×8 patches, so int8 noise in flat regions moves its score
@@ -154,7 +154,7 @@ def int8_within_budget(fp32_path: Path, out_path: Path, feeds: list[dict], metri
     import onnx
 
     from edgekit.calibration.quantize import int8_from_onnx
-    from edgekit.metrics import memo_run
+    from edgekit.validation.metrics import memo_run
 
     reference = memo_run(ort_run(fp32_path))
     baseline = metric.evaluate(reference, reference).baseline

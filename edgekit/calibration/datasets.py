@@ -45,7 +45,7 @@ def _from_spec(spec, inputs, example, samples, model):
     if not path.exists():
         raise EdgekitError(f"--calib {spec}: does not exist")
     if path.suffix == ".npz":
-        from edgekit.validate import load_npz_feeds
+        from edgekit.validation.compare import load_npz_feeds
 
         return load_npz_feeds(path, inputs), spec
     if not path.is_dir():

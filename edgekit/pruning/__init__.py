@@ -7,7 +7,7 @@
   task file (`edgekit export --adapter`).
 
 A model with control flow in forward() needs an all-branches trace function (`forward_all`, or
-`pruning_forward` + `trace_inputs()`); see `edgekit.pruning.plan.PRUNING_HOOKS` for every hook.
+`pruning_forward` + `trace_inputs()`); see `edgekit.pruning.hooks.PRUNING_HOOKS` for every hook.
 Heavy imports (torch, torch-pruning, safetensors) happen inside the functions.
 """
 

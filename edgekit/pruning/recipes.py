@@ -9,7 +9,7 @@ import time
 
 import torch
 
-from edgekit.pruning.plan import PruningPlan
+from edgekit.pruning.hooks import PruningPlan
 
 RBQE_BATCH, RBQE_PATCH, RBQE_LR = 8, 64, 1e-3
 STORM_BATCH, STORM_FRAMES, STORM_LR, STORM_CLIP = 4, 64, 1e-3, 5.0
@@ -75,7 +75,7 @@ class RbqeRecovery:
 
 
 def _rbqe_plan(model) -> PruningPlan:
-    from edgekit.zoo.rbqe import Eca
+    from edgekit.zoo.rbqe_blocks import Eca
 
     recovery = RbqeRecovery()
     # the smallest image five down-samplings allow: the trace only needs shapes, and is run ~15 times

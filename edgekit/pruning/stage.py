@@ -23,7 +23,7 @@ def check_prune_options(density: float, importance: str, adapter: str, rank: flo
                         recover_minutes: float, allocation: str = "uniform") -> tuple[str, int | float]:
     """Validate the options before any work; returns (method, rank). Raises EdgekitError."""
     from edgekit.pruning.importance import importance_named
-    from edgekit.pruning.plan import ALLOCATIONS
+    from edgekit.pruning.hooks import ALLOCATIONS
 
     if allocation not in ALLOCATIONS:
         raise EdgekitError(f"--allocate {allocation}: unknown (known: {', '.join(ALLOCATIONS)})")

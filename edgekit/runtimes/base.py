@@ -11,7 +11,7 @@ from typing import Mapping, Protocol, runtime_checkable
 import numpy as np
 
 from edgekit.errors import EdgekitError
-from edgekit.specs import TensorSpec
+from edgekit.specs import TensorSpec, feed_problem
 
 
 @runtime_checkable
@@ -53,7 +53,8 @@ class BaseRunner:
         self.close()
 
     def check_feed(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Check names, ranks, static dims and dtypes before running; one clear error naming the input."""
+        """Check names, then each input with `specs.feed_problem` (dtype, shape, range) before running; one clear
+        error naming the input."""
         expected = {s.name: s for s in self._inputs}
         missing = [n for n in expected if n not in feed]
         extra = [n for n in feed if n not in expected]
@@ -65,27 +66,9 @@ class BaseRunner:
         checked = {}
         for name, spec in expected.items():
             value = np.asarray(feed[name])
-            if value.ndim != len(spec.shape):
-                raise EdgekitError(
-                    f"{self.name}: input {name!r} has rank {value.ndim}, the model expects "
-                    f"{len(spec.shape)} {list(spec.shape)}"
-                )
-            for axis, (got, want) in enumerate(zip(value.shape, spec.shape)):
-                if isinstance(want, int) and got != want:
-                    raise EdgekitError(
-                        f"{self.name}: input {name!r} axis {axis} is {got}, the model expects {want}"
-                    )
-            if value.dtype.name != spec.dtype and spec.dtype != "bfloat16":
-                raise EdgekitError(
-                    f"{self.name}: input {name!r} is {value.dtype.name}, the model expects {spec.dtype}"
-                )
-            if spec.range is not None and value.size:
-                low, high = spec.range
-                if value.min() < low or value.max() > high:
-                    shown = value.item() if value.size == 1 else f"values {value.min()}..{value.max()}"
-                    raise EdgekitError(
-                        f"{self.name}: input {name!r} = {shown} is outside its valid range [{low}, {high}]"
-                    )
+            problem = feed_problem(value, spec)
+            if problem:
+                raise EdgekitError(f"{self.name}: input {name!r} {problem}")
             # not np.ascontiguousarray: it turns 0-d scalars (thresholds, step counts) into shape (1,)
             checked[name] = value if value.flags.c_contiguous else value.copy(order="C")
         return checked

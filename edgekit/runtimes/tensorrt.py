@@ -95,7 +95,7 @@ class TensorRTRunner(BaseRunner):
 
     def timing_clock(self):
         """The clock `edgekit bench` times this runner with: CUDA events on the runner's stream."""
-        from edgekit.bench import CudaEventClock
+        from edgekit.bench.stats import CudaEventClock
 
         return CudaEventClock(self._torch, self._stream)
 

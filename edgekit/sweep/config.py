@@ -30,24 +30,18 @@ budget = 0.3                   # the largest drop from the fp32 unpruned referen
 from __future__ import annotations
 
 import itertools
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgekit.errors import EdgekitError
+from edgekit.sweep.checks import (ConfigError, check_density, check_label, check_scalar, check_shape, check_string,
+                                  choice, list_of, no_unknown, settings_of, table_of)
 
 PRECISIONS = ("fp32", "fp16", "int8")
 RUNTIMES = ("torch", "onnxruntime", "openvino", "tensorrt")
 RUNTIME_TARGET = {"onnxruntime": "onnx", "openvino": "openvino", "tensorrt": "tensorrt"}
 AXES = ("density", "precision", "runtime", "shape", "device", "feeds")
 TOP_LEVEL = ("name", "source", "out", "cache", "local_device", "axes", "metric", "export", "prune", "bench")
-_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
-_SHAPE = re.compile(r"^(?:(?P<name>[A-Za-z_][\w.]*)=)?(?P<dims>\d+(?:x\d+)*)$")
-
-
-class ConfigError(EdgekitError):
-    """A sweep.toml that cannot be run; the message names the file and the key."""
 
 
 @dataclass(frozen=True)
@@ -140,32 +134,32 @@ def load_config(path: str | Path) -> SweepConfig:
 
 def config_from_dict(data: dict, path: Path) -> SweepConfig:
     where = str(path)
-    _no_unknown(data, TOP_LEVEL, where, "key")
+    no_unknown(data, TOP_LEVEL, where, "key")
     source = data.get("source")
     if not isinstance(source, str) or not source.strip():
         raise ConfigError(f"{where}: `source` is required (a model spec such as \"zoo:toy\")")
     base = path.resolve().parent
-    name = _string(data.get("name", path.stem), f"{where}: name")
-    local = _label(data.get("local_device", "local"), f"{where}: local_device")
+    name = check_string(data.get("name", path.stem), f"{where}: name")
+    local = check_label(data.get("local_device", "local"), f"{where}: local_device")
     out = base / data["out"] if "out" in data else Path("sweeps") / name
     out = Path(out).resolve()
-    cache = (base / _string(data["cache"], f"{where}: cache")).resolve() if "cache" in data else out / "cache"
+    cache = (base / check_string(data["cache"], f"{where}: cache")).resolve() if "cache" in data else out / "cache"
 
-    axes = _table(data, "axes", where)
-    _no_unknown(axes, AXES, f"{where}: [axes]", "axis")
-    density = _list(axes, "density", [1.0], where, _density)
-    precision = _list(axes, "precision", ["fp32"], where, _choice(PRECISIONS))
-    runtime = _list(axes, "runtime", ["onnxruntime"], where, _choice(RUNTIMES))
-    shape = _list(axes, "shape", [None], where, _shape)
-    device = _list(axes, "device", [local], where, _label)
+    axes = table_of(data, "axes", where)
+    no_unknown(axes, AXES, f"{where}: [axes]", "axis")
+    density = list_of(axes, "density", [1.0], where, check_density)
+    precision = list_of(axes, "precision", ["fp32"], where, choice(PRECISIONS))
+    runtime = list_of(axes, "runtime", ["onnxruntime"], where, choice(RUNTIMES))
+    shape = list_of(axes, "shape", [None], where, check_shape)
+    device = list_of(axes, "device", [local], where, check_label)
     feeds_table = axes.get("feeds", {})
     if not isinstance(feeds_table, dict):
         raise ConfigError(f"{where}: [axes] feeds must be a table of input name = [values]")
-    feeds = {k: _list(feeds_table, k, None, where, _scalar, f"axes.feeds.{k}") for k in feeds_table}
+    feeds = {k: list_of(feeds_table, k, None, where, check_scalar, f"axes.feeds.{k}") for k in feeds_table}
 
-    metric_table = _table(data, "metric", where)
-    _no_unknown(metric_table, ("name", "budget"), f"{where}: [metric]", "key")
-    metric = _string(metric_table["name"], f"{where}: metric.name") if "name" in metric_table else None
+    metric_table = table_of(data, "metric", where)
+    no_unknown(metric_table, ("name", "budget"), f"{where}: [metric]", "key")
+    metric = check_string(metric_table["name"], f"{where}: metric.name") if "name" in metric_table else None
     budget = None
     if "budget" in metric_table:
         budget = metric_table["budget"]
@@ -179,19 +173,10 @@ def config_from_dict(data: dict, path: Path) -> SweepConfig:
         path=path, name=name, source=_source(source.strip(), base), out=out, cache=cache, local_device=local,
         density=density, precision=precision, runtime=runtime, shape=shape, device=device, feeds=feeds,
         metric=metric, budget=budget,
-        export=_with_calib_path(_settings(data, "export", ExportSettings, where), base),
+        export=_with_calib_path(settings_of(data, "export", ExportSettings, where), base),
         prune=_prune_settings(data, where),
-        bench=_settings(data, "bench", BenchSettings, where),
+        bench=settings_of(data, "bench", BenchSettings, where),
     )
-
-
-def parse_shape(text: str) -> tuple[str | None, tuple[int, ...]]:
-    """"image=1x3x64x64" → ("image", (1, 3, 64, 64)); "1x3x64x64" → (None, ...)."""
-    match = _SHAPE.match(text)
-    return match["name"], tuple(int(d) for d in match["dims"].split("x"))
-
-
-# --- checks --------------------------------------------------------------------------------------
 
 
 def _source(spec: str, base: Path) -> str:
@@ -217,101 +202,13 @@ def _with_calib_path(settings: ExportSettings, base: Path) -> ExportSettings:
     return replace(settings, calib=calib)
 
 
-def _no_unknown(table: dict, known, where: str, what: str) -> None:
-    unknown = [k for k in table if k not in known]
-    if unknown:
-        raise ConfigError(f"{where}: unknown {what} {unknown[0]!r} (known: {', '.join(known)})")
-
-
-def _table(data: dict, key: str, where: str) -> dict:
-    value = data.get(key, {})
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: `{key}` must be a table ([{key}])")
-    return value
-
-
-def _list(table: dict, key: str, default, where: str, check, label: str | None = None) -> list:
-    label = label or f"axes.{key}"
-    if key not in table:
-        return list(default)
-    values = table[key]
-    if not isinstance(values, list):
-        values = [values]
-    if not values:
-        raise ConfigError(f"{where}: {label} is empty")
-    checked = [check(v, f"{where}: {label} = {v!r}") for v in values]
-    return list(dict.fromkeys(checked))
-
-
-def _density(value, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-        raise ConfigError(f"{where}: a density is a fraction of channels kept, in (0, 1]")
-    return float(value)
-
-
-def _choice(options):
-    def check(value, where: str) -> str:
-        if value not in options:
-            raise ConfigError(f"{where}: expected one of {', '.join(options)}")
-        return value
-
-    return check
-
-
-def _shape(value, where: str) -> str:
-    if not isinstance(value, str) or not _SHAPE.match(value) or 0 in parse_shape(value)[1]:
-        raise ConfigError(f"{where}: expected a shape such as \"1x3x64x64\" or \"image=1x3x64x64\"")
-    return value
-
-
-def _label(value, where: str) -> str:
-    if not isinstance(value, str) or not _LABEL.match(value):
-        raise ConfigError(f"{where}: a device label is letters, digits and . _ + - (e.g. \"orin-nx\")")
-    return value
-
-
-def _scalar(value, where: str) -> float | int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{where}: a feed value is a number")
-    return value
-
-
-def _string(value, where: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{where}: expected a non-empty string")
-    return value
-
-
 def _prune_settings(data: dict, where: str) -> PruneSettings:
-    from edgekit.pruning.plan import ALLOCATIONS  # no torch import
+    from edgekit.pruning.hooks import ALLOCATIONS  # no torch import
 
-    settings = _settings(data, "prune", PruneSettings, where)
+    settings = settings_of(data, "prune", PruneSettings, where)
     if settings.allocation not in ALLOCATIONS:
         raise ConfigError(f"{where}: prune.allocation = {settings.allocation!r}: expected one of "
                           f"{', '.join(ALLOCATIONS)}")
     return settings
 
 
-def _settings(data: dict, key: str, cls, where: str):
-    table = _table(data, key, where)
-    _no_unknown(table, tuple(cls.__dataclass_fields__), f"{where}: [{key}]", "key")
-    for name, value in table.items():
-        kind = _KIND[name]
-        if kind is bool:
-            ok = isinstance(value, bool)
-        elif kind is str:
-            ok = isinstance(value, str) and bool(value)
-        else:
-            number = (int,) if kind is int else (int, float)
-            ok = isinstance(value, number) and not isinstance(value, bool) and value >= (1 if name == "iters" else 0)
-        if not ok:
-            what = {bool: "true or false", str: "a non-empty string", int: "a non-negative integer",
-                    float: "a non-negative number"}[kind]
-            raise ConfigError(f"{where}: {key}.{name} = {value!r}: expected {what}")
-    return cls(**table)
-
-
-_KIND = {"calib": str, "calib_samples": int, "max_drop": float, "samples": int, "validate": bool,
-         "opset": int,
-         "importance": str, "adapter": str, "rank": int, "steps": int, "recover_minutes": float, "allocation": str,
-         "iters": int, "warmup": int, "threads": int}

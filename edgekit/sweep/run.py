@@ -1,5 +1,5 @@
 """`run_sweep`: check the config against the model, plan the task graph, run it on an executor and turn
-the stage results into a `SweepResult`. The CLI (`cli_sweep.py`) only parses, calls this and renders."""
+the stage results into a `SweepResult`. The CLI (`cli/sweep.py`) only parses, calls this and renders."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import time
 from typing import Callable
 
 from edgekit.errors import EdgekitError
-from edgekit.sweep.config import ConfigError, SweepConfig, parse_shape
+from edgekit.sweep.checks import ConfigError, parse_shape
+from edgekit.sweep.config import SweepConfig
 from edgekit.sweep.plan import PlannedCell, SweepPlan, Task, build_plan, cell_label
 from edgekit.sweep.report import FAILED, OK, OVER, CellResult, SweepResult, mark_front_and_recommend
 
@@ -18,7 +19,7 @@ def check_against_model(config: SweepConfig):
     """Resolve the source once (its content hash keys the cache) and check the axes that name its inputs
     and the metric, so a wrong name fails now, not in every cell. Returns the ModelSource and the
     metric's fingerprint."""
-    from edgekit.metrics import resolve_metric
+    from edgekit.validation.metrics import resolve_metric
     from edgekit.sources import resolve_source
 
     source = resolve_source(config.source)

@@ -103,7 +103,7 @@ def export_stage(payload: dict, out: Path, prune: dict | None = None) -> dict:
 
 def baseline_stage(payload: dict, out: Path) -> dict:
     """The metric of the fp32 unpruned source, once per sweep (and feeds): every cell's drop is from it."""
-    from edgekit.metrics import TaskMetric
+    from edgekit.validation.metrics import TaskMetric
     from edgekit.sources import resolve_source
 
     source = resolve_source(payload["source"])
@@ -120,7 +120,7 @@ def baseline_stage(payload: dict, out: Path) -> dict:
 
 def torch_stage(payload: dict, out: Path, export: dict) -> dict:
     """PyTorch eager on the fp32 unpruned model at the cell's shape and feeds: the `× vs torch` denominator."""
-    from edgekit.bench import BenchCase
+    from edgekit.bench.stats import BenchCase
     from edgekit.bundle import Bundle
 
     bundle = Bundle.load(export["bundle"])
@@ -130,7 +130,7 @@ def torch_stage(payload: dict, out: Path, export: dict) -> dict:
 
 def measure_stage(payload: dict, out: Path, export: dict, baseline: dict, torch: dict) -> dict:
     """One cell: the metric through the cell's runtime, then its latency, on the device."""
-    from edgekit.bench import plan_cases
+    from edgekit.bench.plan import plan_cases
     from edgekit.bundle import Bundle
     from edgekit.runtimes import RUNNERS, open_runner
     from edgekit.sources import resolve_source
@@ -172,7 +172,7 @@ def sweep_metric(source, spec: str | None, feeds: dict):
     its inputs: the accuracy of a threshold is measured at that threshold."""
     from dataclasses import replace
 
-    from edgekit.metrics import resolve_metric
+    from edgekit.validation.metrics import resolve_metric
 
     samples = list(source.validation_feeds) or [source.example_feed()]
     metric = resolve_metric(spec, source.module, samples)
@@ -197,8 +197,8 @@ def reference_runner(source):
 def bench_input(bundle, shape: str | None, feeds: dict) -> dict[str, np.ndarray]:
     """The bundle's first testdata sample with the cell's scalar feeds, its tensor input tiled/cropped to
     `shape`. Raises EdgekitError for a shape the model cannot take (rank, static dims)."""
-    from edgekit.bench import bench_feed
-    from edgekit.sweep.config import parse_shape
+    from edgekit.bench.plan import bench_feed
+    from edgekit.sweep.checks import parse_shape
 
     feed = bench_feed(bundle, feeds)
     if not shape:
@@ -223,7 +223,8 @@ def bench_input(bundle, shape: str | None, feeds: dict) -> dict[str, np.ndarray]
 
 
 def _bench(bundle, case, payload: dict) -> dict:
-    from edgekit.bench import BenchSettings, measure_in_child
+    from edgekit.bench.parent import measure_in_child
+    from edgekit.bench.stats import BenchSettings
 
     settings = payload["bench"]
     feed = bench_input(bundle, payload["shape"], payload["feeds"])
@@ -242,7 +243,7 @@ def _bench(bundle, case, payload: dict) -> dict:
 
 
 def _evaluate(metric, run, baseline: dict):
-    from edgekit.metrics import TaskMetric
+    from edgekit.validation.metrics import TaskMetric
 
     if isinstance(metric, TaskMetric):
         return metric.evaluate(run, baseline=baseline["baseline"])

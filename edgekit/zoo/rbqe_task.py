@@ -43,7 +43,7 @@ def calibration_feeds(count: int, threshold: float) -> list[dict[str, np.ndarray
 
 def task_metric(threshold: float):
     """Mean PSNR (dB) of `enhanced` against the clean held-out photos, at both thresholds."""
-    from edgekit.metrics import TaskMetric, psnr
+    from edgekit.validation.metrics import TaskMetric, psnr
     from edgekit.zoo.rbqe_data import QUALITY_FACTORS, compressed_pairs
 
     feeds, targets = [], []

@@ -29,10 +29,11 @@ import torch
 from torch import nn
 from torch._higher_order_ops.while_loop import while_loop
 
-from edgekit.errors import EdgekitError, SourceError
+from edgekit.errors import SourceError
 from edgekit.zoo import storm_audio as audio
 from edgekit.zoo import storm_sde as sde
 from edgekit.zoo.registry import register_zoo
+from edgekit.zoo.storm_feeds import check_frames, check_num_steps, make_noise, storm_feed  # noqa: F401 (public here too)
 from edgekit.zoo.storm_nets import UNet
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -169,52 +170,10 @@ class StoRM(nn.Module):
         return calibration_feeds(self, count)
 
     def task_metric(self):
-        """INT8 budget: SI-SDR of held-out mixtures at N = 20 (edgekit.metrics.TaskMetric)."""
+        """INT8 budget: SI-SDR of held-out mixtures at N = 20 (edgekit.validation.metrics.TaskMetric)."""
         from edgekit.zoo.storm_task import task_metric
 
         return task_metric(self)
-
-
-def check_num_steps(num_steps, max_steps: int) -> int:
-    """Return N as an int, or raise EdgekitError for a non-integer, a non-int64 array or N ∉ [1, max]."""
-    value = num_steps
-    if isinstance(value, (torch.Tensor, np.ndarray, np.generic)):
-        dtype = value.dtype
-        if dtype not in (torch.int64, np.dtype("int64")):
-            raise EdgekitError(f"zoo:storm: num_steps must be an int64 scalar, got dtype {dtype}")
-        count = value.numel() if isinstance(value, torch.Tensor) else value.size
-        if count != 1:
-            raise EdgekitError(f"zoo:storm: num_steps must be a scalar, got shape {tuple(value.shape)}")
-        value = int(value.item())
-    elif isinstance(value, bool) or not isinstance(value, int):
-        raise EdgekitError(f"zoo:storm: num_steps must be an integer, got {type(value).__name__} {value!r}")
-    if not 1 <= value <= max_steps:
-        raise EdgekitError(f"zoo:storm: num_steps must be in [1, {max_steps}] (max_steps), got {value}")
-    return value
-
-
-def check_frames(frames: int, multiple: int) -> None:
-    """Raise EdgekitError unless `frames` is a multiple of `multiple` and at least 2·multiple."""
-    if frames % multiple or frames < 2 * multiple:
-        raise EdgekitError(
-            f"zoo:storm: frames must be a multiple of {multiple} and >= {2 * multiple}, got {frames} "
-            "(pad with storm_audio.spec_from_wave(..., frame_multiple=model.frame_multiple))"
-        )
-
-
-def make_noise(max_steps: int, frames: int, seed: int = 0) -> torch.Tensor:
-    """Standard normal `noise` input [max_steps + 1, 2, 2, 256, frames] drawn from `seed`."""
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn(max_steps + 1, 2, 2, audio.N_BINS, frames, generator=gen)
-
-
-def storm_feed(model: StoRM, noisy_spec, num_steps, seed: int = 0) -> dict[str, np.ndarray]:
-    """A validated feed dict for any runner (ONNX Runtime, OpenVINO, …)."""
-    n = check_num_steps(num_steps, model.max_steps)
-    spec = np.asarray(noisy_spec, dtype=np.float32)
-    check_frames(spec.shape[-1], model.frame_multiple)
-    noise = make_noise(model.max_steps, spec.shape[-1], seed).numpy()
-    return {"noisy_spec": spec, "num_steps": np.array(n, dtype=np.int64), "noise": noise}
 
 
 def load_weights(model: StoRM, weights: str) -> StoRM:

@@ -17,7 +17,7 @@ METRIC_STEPS = 20  # the paper's claim: quality holds down to N ≈ 20
 
 def _spec_feed(model, wave: np.ndarray, num_steps: int, seed: int):
     from edgekit.zoo import storm_audio as audio
-    from edgekit.zoo.storm import storm_feed
+    from edgekit.zoo.storm_feeds import storm_feed
 
     spec, norm, _ = audio.spec_from_wave(torch.from_numpy(wave), model.beta, model.frame_multiple)
     return storm_feed(model, spec.numpy(), num_steps, seed=seed), norm
@@ -38,7 +38,7 @@ def calibration_feeds(model, count: int) -> list[dict[str, np.ndarray]]:
 
 def task_metric(model, num_steps: int | None = None, count: int = 8):
     """Mean SI-SDR (dB) of the enhanced held-out mixtures at `num_steps` (default min(20, max_steps))."""
-    from edgekit.metrics import TaskMetric, si_sdr
+    from edgekit.validation.metrics import TaskMetric, si_sdr
     from edgekit.zoo import storm_audio as audio
     from edgekit.zoo.storm_data import heldout_mixtures
 

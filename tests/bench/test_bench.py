@@ -129,7 +129,7 @@ def test_unknown_feed_name_is_a_clear_error(toy_bundle):
 
 
 def test_tile_batch_repeats_dynamic_inputs_only():
-    from edgekit.bench import tile_batch
+    from edgekit.bench.plan import tile_batch
     from edgekit.specs import TensorSpec
 
     specs = [TensorSpec("x", ("batch", 3), "float32"), TensorSpec("t", (), "float32")]
@@ -139,7 +139,7 @@ def test_tile_batch_repeats_dynamic_inputs_only():
 
 
 def test_time_calls_excludes_warmup_and_counts_iters():
-    from edgekit.bench import latency_stats, time_calls
+    from edgekit.bench.stats import latency_stats, time_calls
 
     calls = []
     samples = time_calls(lambda: calls.append(1), warmup=3, iters=7, seconds=None)
@@ -147,8 +147,32 @@ def test_time_calls_excludes_warmup_and_counts_iters():
     assert set(latency_stats(samples)) == LATENCY_KEYS
 
 
+def test_time_calls_stops_at_the_time_budget_but_not_before_min_iters():
+    import time
+
+    from edgekit.bench.stats import time_calls
+
+    slow = time_calls(lambda: time.sleep(0.02), warmup=0, iters=200, seconds=0.05, min_iters=10)
+    assert len(slow) == 10  # 10 calls take 0.2 s, past the 0.05 s budget: the floor decides
+    fast = time_calls(lambda: None, warmup=0, iters=25, seconds=30.0, min_iters=10)
+    assert len(fast) == 25  # the count comes first
+    timed = time_calls(lambda: time.sleep(0.01), warmup=0, iters=None, seconds=0.1)
+    assert 3 <= len(timed) <= 11
+
+
+def test_bench_settings_default_is_bounded_and_iters_forces_a_count():
+    from edgekit.bench.stats import DEFAULT_ITERS, DEFAULT_MIN_ITERS, DEFAULT_SECONDS, BenchSettings
+
+    default = BenchSettings.from_options(10, None, None)
+    assert (default.iters, default.seconds, default.min_iters) == (DEFAULT_ITERS, DEFAULT_SECONDS, DEFAULT_MIN_ITERS)
+    forced = BenchSettings.from_options(10, 500, None)
+    assert (forced.iters, forced.seconds) == (500, None)
+    budget = BenchSettings.from_options(10, None, 2.5)
+    assert (budget.iters, budget.seconds) == (None, 2.5)
+
+
 def test_plan_offers_bf16_only_with_the_isa(toy_bundle):
-    from edgekit.bench import plan_cases
+    from edgekit.bench.plan import plan_cases
     from edgekit.bundle import Bundle
 
     bundle = Bundle.load(toy_bundle)
@@ -164,7 +188,7 @@ def test_plan_offers_bf16_only_with_the_isa(toy_bundle):
 def test_missing_matplotlib_names_the_extra(monkeypatch):
     import builtins
 
-    from edgekit.bench_report import require_matplotlib
+    from edgekit.bench.report import require_matplotlib
     from edgekit.errors import EdgekitError
 
     real_import = builtins.__import__

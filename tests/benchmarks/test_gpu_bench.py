@@ -49,7 +49,7 @@ def test_model_specs_defaults_and_tiny(gpu_bench):
 
 
 def _result(runtime, precision, p50, p90, status="ok", reason=None, validation=None):
-    from edgekit.bench import BenchResult
+    from edgekit.bench.stats import BenchResult
 
     latency = {"p50": p50, "p90": p90} if p50 is not None else {}
     return BenchResult(runtime, status, precision, reason=reason, latency_ms=latency, validation=validation)

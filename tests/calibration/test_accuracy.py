@@ -12,8 +12,8 @@ from onnx import TensorProto, helper, numpy_helper
 from conftest import run_cli
 from edgekit.calibration.qdq import decision_nodes, unique_node_names
 from edgekit.errors import EdgekitError
-from edgekit.metrics import TaskMetric, cosine, psnr, resolve_metric
-from edgekit.testdata import read_testdata
+from edgekit.validation.metrics import TaskMetric, cosine, psnr, resolve_metric
+from edgekit.validation.testdata import read_testdata
 
 
 def _branch(name: str, value: str, out: str):

@@ -12,7 +12,7 @@ from conftest import run_cli
 from edgekit.calibration.qdq import quantized_counts
 from edgekit.calibration.quantize import int8_from_onnx
 from edgekit.export.surface import surface_tensors, walk_graphs
-from edgekit.testdata import read_testdata
+from edgekit.validation.testdata import read_testdata
 
 pytestmark = [pytest.mark.onnxruntime, pytest.mark.openvino]
 

@@ -76,7 +76,7 @@ def test_loop_body_tensors_keep_their_absmax(toy_bundle):
 
     from edgekit.calibration.qdq import activation_names
     from edgekit.export.surface import defining_graphs
-    from edgekit.testdata import read_testdata
+    from edgekit.validation.testdata import read_testdata
 
     model = onnx.load(str(toy_bundle / "model.onnx"))
     names = activation_names(model)

@@ -96,7 +96,7 @@ def rbqe_bundle(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def executables(tmp_path_factory, toy_bundle) -> dict[str, Path]:
     """Both examples, configured and built once per session with the exact argv `edgekit embed` plans."""
-    from edgekit.embed import embed_plan
+    from edgekit.native.embed import embed_plan
 
     root = tmp_path_factory.mktemp("embed-build")
     built = {}

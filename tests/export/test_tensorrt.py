@@ -22,7 +22,7 @@ from edgekit.export.targets import BuildContext  # noqa: E402
 from edgekit.export.fp16 import onnx_fp16_from_onnx  # noqa: E402
 from edgekit.export.tensorrt import engine_from_onnx, engines_from_onnx, layers_from_onnx  # noqa: E402
 from edgekit.specs import TensorSpec  # noqa: E402
-from edgekit.validate import DEFAULT_TOLERANCES, compare_output  # noqa: E402
+from edgekit.validation.compare import DEFAULT_TOLERANCES, compare_output  # noqa: E402
 
 pytestmark = pytest.mark.tensorrt
 

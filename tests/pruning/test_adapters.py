@@ -83,7 +83,7 @@ def test_pruning_shrinks_w_u_v_together_and_fuses_exactly():
     import torch_pruning as tp
 
     from edgekit.pruning.adapters import adapter_pruners
-    from edgekit.pruning.prune import adapter_masks, fuse_adapters, wrap_adapters
+    from edgekit.pruning.wrap import adapter_masks, fuse_adapters, wrap_adapters
 
     torch.manual_seed(0)
     model = _Tiny()

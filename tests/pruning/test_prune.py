@@ -19,11 +19,11 @@ pytestmark = pytest.mark.prune
 def _source(seed: int = 3):
     """The fixture's source module and its sha256, as resolve_source gives them (without the seconds it
     spends computing RBQE's validation feeds)."""
-    from edgekit.sources import _state_sha256
+    from edgekit.sources.model import state_sha256
     from edgekit.zoo.rbqe import build_rbqe
 
     module = build_rbqe(width=8, weights="none", seed=seed)
-    return module, _state_sha256(module)
+    return module, state_sha256(module)
 
 
 def _rebuild(spec, out):
@@ -126,9 +126,9 @@ class _Branchy(torch.nn.Module):
 
 def test_branch_untraced_pruning_is_refused(tmp_path):
     from edgekit.pruning import prune_model
-    from edgekit.sources import _from_built
+    from edgekit.sources.python import from_built
 
-    source = _from_built("branchy", "module", _Branchy(), [], {}, sha256="0" * 64)
+    source = from_built("branchy", "module", _Branchy(), [], {}, sha256="0" * 64)
     with pytest.raises(EdgekitError) as info:
         prune_model(source, tmp_path / "out", density=0.5, steps=1)
     assert "forward_all" in str(info.value) and "torch.cond" in str(info.value)
@@ -195,7 +195,7 @@ def test_export_adapter_rebuilds_the_pruned_rbqe_with_its_four_if(rbqe_task, tmp
     from conftest import run_cli
     from edgekit.bundle import Bundle
     from edgekit.runtimes import open_runner
-    from edgekit.testdata import read_testdata
+    from edgekit.validation.testdata import read_testdata
 
     spec, out, report = rbqe_task
     result = run_cli("export", spec, "--adapter", out / "adapter.safetensors", "--target", "onnx",

@@ -9,7 +9,7 @@ import numpy as np
 
 from edgekit.bundle import Bundle
 from edgekit.runtimes import open_runner
-from edgekit.testdata import read_testdata
+from edgekit.validation.testdata import read_testdata
 
 
 def test_eager_zoo_module_when_weights_match_else_saved_program(toy_bundle_copy):

@@ -14,7 +14,7 @@ from edgekit.errors import EdgekitError
 from edgekit.pipeline import ExportOptions, export_bundle
 from edgekit.runtimes import open_runner
 from edgekit.sources import resolve_source
-from edgekit.testdata import read_testdata
+from edgekit.validation.testdata import read_testdata
 
 pytestmark = [pytest.mark.openvino, pytest.mark.onnxruntime]
 

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import run_cli
 from edgekit.bundle import Bundle
-from edgekit.debug import bisect_main_graph, localise, topological_tensors
+from edgekit.validation.debug import bisect_main_graph, localise, topological_tensors
 
 pytestmark = [pytest.mark.openvino, pytest.mark.onnxruntime]
 
@@ -91,7 +91,7 @@ def test_debug_cli_json_and_int8_sensitivity(toy_bundle, tmp_path):
     assert data["first"]["node"] == "node_conv2d_4" and data["first"]["graph"].endswith(".body")
     assert "node_conv2d_4" in (tmp_path / "r.md").read_text() and (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
 
-    from edgekit.testdata import read_testdata
+    from edgekit.validation.testdata import read_testdata
 
     feeds = [inputs for inputs, _ in read_testdata(toy_bundle)]
     np.savez(tmp_path / "calib.npz", **{f"{i}/{k}": v for i, f in enumerate(feeds) for k, v in f.items()})

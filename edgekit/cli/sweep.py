@@ -1,4 +1,4 @@
-"""`edgekit sweep`: the command, registered on the main app by cli.py (kept apart: cli.py stays small)."""
+"""`edgekit sweep`: every cell of a sweep config, its table, Pareto front and recommendation."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
+from edgekit.cli.common import JsonOut
 from edgekit.errors import EdgekitError
 from edgekit.ui import console
 
@@ -25,7 +26,6 @@ def sweep_command(
 ):
     """Export, validate and benchmark every cell of a sweep (density × precision × runtime × shape × feeds ×
     device), sharing stages through a cache; show the Pareto front and the variant to ship per device."""
-    from edgekit.cli import JsonOut
     from edgekit.env import environment
     from edgekit.sweep import load_config, run_sweep
     from edgekit.sweep.executors import LocalExecutor, RayExecutor

@@ -1,4 +1,4 @@
-"""`edgekit prune`: the command, registered on the main app by cli.py (kept apart: cli.py stays small)."""
+"""`edgekit prune`: structured channel pruning with SPLoRA adapters, and its report table."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from edgekit.cli.common import JsonOut, default_name
 from edgekit.ui import Reporter, console
 
 
@@ -27,13 +28,12 @@ def prune_command(
 ):
     """Prune channels with SPLoRA adapters: writes model.pt2 (fused, smaller), adapter.safetensors (the task
     file for `edgekit export SOURCE --adapter`) and report.json into --out."""
-    from edgekit.cli import JsonOut, _default_name
     from edgekit.pruning.stage import check_prune_destination, check_prune_options, prune_model
     from edgekit.sources import resolve_source
 
     json_out = JsonOut(as_json)
     check_prune_options(density, importance, adapter, rank, steps, recover_minutes, allocate)
-    out = out or Path("pruned") / _default_name(source)
+    out = out or Path("pruned") / default_name(source)
     check_prune_destination(out, force)
     reporter = Reporter()
     with reporter.stage(f"resolve {source}"):

@@ -20,7 +20,7 @@ from edgekit.bundle import Bundle
 from edgekit.calibration.accuracy import LayerSensitivity
 from edgekit.errors import EdgekitError
 from edgekit.export.surface import walk_graphs
-from edgekit.validate import DEFAULT_TOLERANCES, Tolerance, compare_output
+from edgekit.validation.compare import DEFAULT_TOLERANCES, Tolerance, compare_output
 
 
 @dataclass
@@ -166,7 +166,7 @@ def localise(bundle: Bundle, runtime: str, sample: int = 0, tolerance: Tolerance
     """Compare `runtime` with ONNX Runtime fp32 tensor by tensor on testdata sample `sample`."""
     import onnx
 
-    from edgekit.testdata import read_testdata
+    from edgekit.validation.testdata import read_testdata
 
     samples = read_testdata(bundle.path)
     if not samples:
@@ -236,7 +236,7 @@ def bisect_main_graph(bundle: Bundle, runtime: str, sample: int = 0, tolerance: 
 
     from edgekit.export.openvino import import_openvino
     from edgekit.export.surface import surface_tensors
-    from edgekit.testdata import read_testdata
+    from edgekit.validation.testdata import read_testdata
 
     if runtime != "openvino":
         raise EdgekitError("debug --bisect: only openvino is supported")
@@ -285,7 +285,7 @@ def int8_sensitivity(bundle: Bundle, top: int | None = None) -> tuple[float, lis
     import onnx
 
     from edgekit.calibration.accuracy import layer_sensitivity
-    from edgekit.testdata import read_testdata
+    from edgekit.validation.testdata import read_testdata
 
     if bundle.artifact("onnx").get("precision") != "int8":
         raise EdgekitError(f"{bundle.path}: not an int8 bundle (export with --precision int8 first)")

@@ -1,6 +1,6 @@
 """Rendering of `edgekit bench` results: the rich table (stderr), the Markdown report with the machine it
 ran on, the latency-distribution plot (matplotlib, imported lazily) and the progress bar. Measurement
-lives in `bench.py`; nothing here times anything.
+lives in `stats.py` and `worker.py`; nothing here times anything.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import contextlib
 from pathlib import Path
 from typing import Callable, Iterator
 
-from edgekit.bench import BenchCase, BenchResult
+from edgekit.bench.stats import BenchCase, BenchResult
 from edgekit.errors import EdgekitError
 
 COLUMNS = ("runtime", "mode", "precision", "status", "size MB", "load ms", "p50 ms", "p90 ms", "p99 ms",

@@ -13,7 +13,7 @@ from edgekit.export.controlflow import control_flow_counts, load_onnx, max_if_de
 def inspect_onnx(path: Path) -> dict:
     """Facts about one ONNX file (weights are not loaded)."""
     from edgekit.pipeline import output_specs
-    from edgekit.sources import _onnx_value_spec
+    from edgekit.sources.model import onnx_value_spec
 
     model = load_onnx(Path(path), load_external_data=False)
     initializers = {i.name for i in model.graph.initializer}
@@ -29,7 +29,7 @@ def inspect_onnx(path: Path) -> dict:
         "size_bytes": Path(path).stat().st_size + (data.stat().st_size if data.exists() else 0),
         "opset": next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None),
         "producer": f"{model.producer_name} {model.producer_version}".strip(),
-        "inputs": [_onnx_value_spec(v).to_json() for v in model.graph.input if v.name not in initializers],
+        "inputs": [onnx_value_spec(v).to_json() for v in model.graph.input if v.name not in initializers],
         "outputs": [s.to_json() for s in output_specs(model)],
         "parameters": params,
         "control_flow": control_flow_counts(model),

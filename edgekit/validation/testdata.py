@@ -14,7 +14,7 @@ import numpy as np
 from edgekit.errors import EdgekitError
 from edgekit.specs import np_dtype
 
-FORMAT = "edgekit.testdata/1"
+FORMAT = "edgekit.validation.testdata/1"
 INDEX = "index.json"
 
 

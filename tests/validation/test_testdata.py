@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 
-from edgekit.testdata import read_testdata, write_testdata
+from edgekit.validation.testdata import read_testdata, write_testdata
 
 
 def test_testdata_round_trip_is_raw_little_endian(tmp_path):

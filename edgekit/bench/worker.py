@@ -23,7 +23,7 @@ def run_case(bundle_path: str, case, settings, feed: dict, conn) -> None:
     Progress goes out as ("phase", text) and ("progress", fraction) messages. A failure is reported as a
     `failed` row (with the traceback on stderr for anything that is not an EdgekitError), never a hang.
     """
-    from edgekit.bench import BenchResult
+    from edgekit.bench.stats import BenchResult
     from edgekit.errors import EdgekitError
 
     result = BenchResult(case.runtime, "ok", case.precision, mode=case.mode, batch=settings.batch,
@@ -42,7 +42,7 @@ def run_case(bundle_path: str, case, settings, feed: dict, conn) -> None:
 
 
 def _measure(bundle_path, case, settings, feed, result, send) -> None:
-    from edgekit.bench import WallClock, latency_stats, time_calls
+    from edgekit.bench.stats import WallClock, latency_stats, time_calls
     from edgekit.bundle import Bundle
     from edgekit.errors import BackendUnavailable
     from edgekit.runtimes import open_runner
@@ -77,7 +77,7 @@ def _measure(bundle_path, case, settings, feed, result, send) -> None:
             clock = getattr(runner, "timing_clock", lambda: None)() or WallClock()
             result.clock = clock.name
             samples = time_calls(lambda: runner.run(feed), settings.warmup, settings.iters, settings.seconds,
-                                 tick, clock)
+                                 tick, clock, settings.min_iters)
     result.latency_ms = latency_stats(samples)
     result.iters = len(samples)
     result.samples_ms = samples
@@ -123,7 +123,10 @@ def _time_openvino_async(runner, feed, settings, tick) -> tuple[list[float], flo
     latencies.clear()
     count, deadline = 0, time.perf_counter() + settings.seconds if settings.seconds else None
     start = time.perf_counter_ns()
-    while (settings.iters is None or count < settings.iters) and (deadline is None or time.perf_counter() < deadline):
+    floor = max(1, settings.min_iters)
+    while settings.iters is None or count < settings.iters:
+        if deadline is not None and count >= floor and time.perf_counter() >= deadline:
+            break
         submit()
         count += 1
         tick()
@@ -135,8 +138,8 @@ def _time_openvino_async(runner, feed, settings, tick) -> tuple[list[float], flo
 
 def _validate(bundle, runner, precision: str) -> dict:
     """Parity of a precision-hint row against the reference outputs stored in the bundle's testdata."""
-    from edgekit.testdata import read_testdata
-    from edgekit.validate import DEFAULT_TOLERANCES, validate_runtime
+    from edgekit.validation.testdata import read_testdata
+    from edgekit.validation.compare import DEFAULT_TOLERANCES, validate_runtime
 
     stored = read_testdata(bundle.path)
     if not stored:
@@ -158,10 +161,11 @@ def _progress(send, settings):
         if now - state["last"] < PROGRESS_EVERY_S:
             return
         state["last"] = now
-        if settings.iters:
-            send("progress", state["count"] / settings.iters)
-        elif settings.seconds:
-            send("progress", min(1.0, (now - state["start"]) / settings.seconds))
+        done = [state["count"] / settings.iters] if settings.iters else []
+        if settings.seconds:  # with both (the default budget) the row ends at whichever comes first
+            done.append((now - state["start"]) / settings.seconds)
+        if done:
+            send("progress", min(1.0, max(done)))
 
     return tick
 

@@ -102,7 +102,7 @@ class RuntimeValidation:
     reason: str | None = None
     precision: str = "fp32"
     path_agreement: float | None = None
-    metric: dict | None = None  # int8: the task metric vs the fp32 reference (edgekit.metrics.MetricResult)
+    metric: dict | None = None  # int8: the task metric vs the fp32 reference (edgekit.validation.metrics.MetricResult)
 
     def __bool__(self) -> bool:
         return self.status != "failed"

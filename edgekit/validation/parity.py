@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from edgekit.bundle import Bundle, Manifest
 from edgekit.errors import BackendUnavailable, EdgekitError
-from edgekit.testdata import write_testdata
+from edgekit.validation.testdata import write_testdata
 from edgekit.ui import SILENT, Reporter
-from edgekit.validate import DEFAULT_TOLERANCES, RuntimeValidation, Tolerance, make_samples, validate_runtime
+from edgekit.validation.compare import DEFAULT_TOLERANCES, RuntimeValidation, Tolerance, make_samples, validate_runtime
 
 
 def validate_export(source, root, artifacts, outputs, options, reporter) -> dict[str, RuntimeValidation]:
@@ -22,7 +22,7 @@ def validate_export(source, root, artifacts, outputs, options, reporter) -> dict
     metric = None
     branch_feeds = source.validation_feeds
     if options.precision == "int8":
-        from edgekit.metrics import resolve_metric
+        from edgekit.validation.metrics import resolve_metric
 
         metric = resolve_metric(options.metric, source.module, [])
         if hasattr(metric, "targets"):
@@ -31,7 +31,7 @@ def validate_export(source, root, artifacts, outputs, options, reporter) -> dict
             branch_feeds = metric.feeds
     samples = make_samples(source.inputs, source.example_feed(),
                            branch_feeds + list(options.extra_feeds), options.samples)
-    from edgekit.metrics import memo_run
+    from edgekit.validation.metrics import memo_run
 
     with reporter.stage(f"reference: {source.reference_runtime} on {len(samples)} samples"):
         reference = memo_run(_reference_runner(source, bundle, outputs).run)
@@ -58,7 +58,7 @@ def validate_export(source, root, artifacts, outputs, options, reporter) -> dict
 
 
 def _max_drop(metric, options) -> float | None:
-    from edgekit.metrics import DEFAULT_MAX_DROP
+    from edgekit.validation.metrics import DEFAULT_MAX_DROP
 
     if metric is None:
         return None
@@ -78,7 +78,7 @@ def validate_bundle_runtime(bundle, runtime, samples, references, tolerance, pre
         runner = open_runner(bundle, runtime)
     except BackendUnavailable as exc:
         return RuntimeValidation.skipped(runtime, exc.reason)
-    from edgekit.metrics import memo_run
+    from edgekit.validation.metrics import memo_run
 
     with runner:
         run = memo_run(runner.run) if metric is not None else runner.run
@@ -124,7 +124,7 @@ def revalidate_bundle(bundle: Bundle, runtimes: list[str], samples: int, toleran
     """`edgekit validate`: rerun the reference on stored + fresh samples and compare each runtime."""
     from edgekit.runtimes import open_runner
     from edgekit.specs import apply_feeds
-    from edgekit.testdata import read_testdata
+    from edgekit.validation.testdata import read_testdata
 
     m = bundle.manifest
     stored = [inputs for inputs, _ in read_testdata(bundle.path)]

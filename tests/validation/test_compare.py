@@ -3,7 +3,7 @@ import pytest
 
 from edgekit.errors import EdgekitError
 from edgekit.specs import TensorSpec
-from edgekit.validate import (DEFAULT_TOLERANCES, compare_output, load_npz_feeds, make_samples,
+from edgekit.validation.compare import (DEFAULT_TOLERANCES, compare_output, load_npz_feeds, make_samples,
                               validate_runtime)
 
 FP32 = DEFAULT_TOLERANCES["fp32"]

@@ -1,4 +1,4 @@
-"""`edgekit debug`: the command, registered on the main app by cli.py (kept apart: cli.py stays small)."""
+"""`edgekit debug`: where a runtime departs from ONNX Runtime fp32, or which INT8 layers cost the most."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from edgekit.cli.common import JsonOut
 from edgekit.errors import EdgekitError
 from edgekit.ui import Reporter, console
 
@@ -26,9 +27,8 @@ def debug_command(
     """Find the first tensor where a runtime departs from ONNX Runtime fp32 (If/Loop bodies included),
     or with --sensitivity, which INT8 layers cost the most accuracy."""
     from edgekit.bundle import Bundle
-    from edgekit.cli import JsonOut
-    from edgekit.debug import bisect_main_graph, int8_sensitivity, localise
-    from edgekit.testdata import read_testdata
+    from edgekit.validation.debug import bisect_main_graph, int8_sensitivity, localise
+    from edgekit.validation.testdata import read_testdata
 
     json_out = JsonOut(as_json)
     bundle = Bundle.load(bundle_path)

@@ -132,6 +132,31 @@ def test_onnx_source_is_validated_against_onnxruntime(toy_bundle, tmp_path):
     assert block["samples"] == 8
 
 
+def test_onnx_source_with_external_data_is_read_once_and_copied_whole(toy_bundle, tmp_path):
+    import onnxruntime as ort
+    from onnx.external_data_helper import uses_external_data
+
+    src = tmp_path / "src"
+    src.mkdir()
+    proto = onnx.load(str(toy_bundle / "model.onnx"))
+    onnx.save_model(proto, str(src / "net.onnx"), save_as_external_data=True, location="weights.bin",
+                    size_threshold=0)
+    source = resolve_source(str(src / "net.onnx"))
+    # resolve_source reads the graph only: the weights stay in weights.bin until the export copies them
+    assert all(uses_external_data(t) and not t.raw_data for t in source.onnx_model.graph.initializer)
+    out = tmp_path / "bundle"
+    export_bundle(source, out, ExportOptions(targets=("openvino",)))
+    m = manifest_of(out)
+    assert m["artifacts"]["onnx"]["data"] == "model.onnx.data" and (out / "model.onnx.data").stat().st_size > 0
+    _passed(m, "openvino")
+    feed = {k: np.asarray(v) for k, v in source.example_feed().items()}
+    feed["image"] = np.random.default_rng(3).standard_normal(feed["image"].shape).astype(np.float32)
+    want = ort.InferenceSession(str(src / "net.onnx")).run(None, feed)
+    got = ort.InferenceSession(str(out / "model.onnx")).run(None, feed)
+    for w, g in zip(want, got):
+        assert np.array_equal(w, g)
+
+
 def test_large_models_use_external_data_kept_beside_the_onnx(tmp_path):
     from edgekit.export.onnx import onnx_from_torch
 

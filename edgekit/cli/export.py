@@ -1,0 +1,76 @@
+"""`edgekit export`: a model source to a bundle (ONNX plus compiled targets), validated against the reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from edgekit.cli.common import (AsJson, Atol, Calib, CalibSamples, Force, JsonOut, MaxDrop, Metric, RelL2, Rtol,
+                                Samples, TrtArch, check_max_drop, check_metric, default_name, export_and_report,
+                                split_values, tolerance_from)
+from edgekit.errors import EdgekitError
+from edgekit.ui import Reporter
+
+
+def export_command(
+    source: str = typer.Argument(..., help="zoo:NAME, file.py:factory, package.module:attr, model.pt2 or model.onnx"),
+    target: Optional[List[str]] = typer.Option(None, "--target", "-t", help="onnx, openvino, tensorrt (repeatable)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Bundle directory (default: bundles/<name>)."),
+    input: Optional[List[str]] = typer.Option(None, "--input", "-i", help="NAME:1x3xHxW:float32 (repeatable)."),
+    dynamic: Optional[List[str]] = typer.Option(None, "--dynamic", help="NAME:AXIS[,AXIS] makes axes dynamic."),
+    precision: str = typer.Option("fp32", help="fp32, fp16 (compiled targets) or int8 (needs calibration data)."),
+    calib: Calib = None,
+    calib_samples: CalibSamples = 64,
+    max_drop: MaxDrop = None,
+    metric: Metric = None,
+    adapter: Optional[Path] = typer.Option(
+        None, "--adapter", help="Pruning task file (edgekit prune): export the pruned model it describes."),
+    validate: bool = typer.Option(True, "--validate/--no-validate", help="Check every artifact against the reference."),
+    slim: bool = typer.Option(True, "--slim/--no-slim", help="Clean the ONNX with OnnxSlim (If/Loop kept) before compiling."),
+    samples: Samples = 8,
+    atol: Atol = None,
+    rtol: Rtol = None,
+    rel_l2: RelL2 = None,
+    data: Optional[Path] = typer.Option(None, help=".npz with validation feeds (keys NAME or K/NAME)."),
+    trt_arch: TrtArch = None,
+    trt_shape: Optional[List[str]] = typer.Option(
+        None, "--trt-shape", help="TensorRT profile: NAME:SHAPE (fixed) or NAME:MIN,OPT,MAX (repeatable)."),
+    opset: int = typer.Option(18, help="ONNX opset."),
+    force: Force = False,
+    as_json: AsJson = False,
+):
+    """Export a model to a bundle: ONNX plus compiled targets, validated against the reference."""
+    from edgekit.bundle import check_destination
+    from edgekit.pipeline import ExportOptions, check_targets
+    from edgekit.sources import resolve_source
+    from edgekit.specs import parse_dynamic_spec, parse_input_spec, parse_profile_spec
+    from edgekit.validation.compare import load_npz_feeds
+
+    json_out = JsonOut(as_json)
+    targets = check_targets(split_values(target), precision)
+    if (max_drop is not None or metric is not None) and precision != "int8":
+        raise EdgekitError("--max-drop/--metric apply to --precision int8")
+    check_max_drop(max_drop)
+    inputs = [parse_input_spec(s) for s in input or []]
+    dynamic_axes = dict(parse_dynamic_spec(s) for s in dynamic or [])
+    out = out or Path("bundles") / default_name(source)
+    check_destination(out, force)
+    if "tensorrt" in targets and trt_arch:
+        from edgekit.export.trt_compat import parse_arch_list
+
+        parse_arch_list(trt_arch)  # a bad arch fails now, not after the export
+    reporter = Reporter()
+    with reporter.stage(f"resolve {source}"):
+        model = resolve_source(source, inputs, dynamic_axes)
+    check_metric(metric, model.module)
+    options = ExportOptions(
+        targets=targets, precision=precision, validate=validate, samples=samples,
+        tolerance=tolerance_from(atol, rtol, rel_l2), force=force, opset=opset,
+        extra_feeds=load_npz_feeds(data, model.inputs) if data else [],
+        target_options={**({"trt_arch": trt_arch} if trt_arch else {}),
+                        **({"trt_shapes": dict(parse_profile_spec(t) for t in trt_shape)} if trt_shape else {})},
+        calib=calib, calib_samples=calib_samples, max_drop=max_drop, metric=metric, adapter=adapter, slim=slim,
+    )
+    export_and_report(model, out, options, reporter, json_out)

@@ -1,0 +1,82 @@
+"""Model sources that are files: a saved `torch.export` program (`model.pt2`) and an ONNX model (`model.onnx`,
+compiled and validated with ONNX Runtime as the reference). The ONNX graph is read here once, without its
+weights; the export copies the weights straight from the source file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgekit.errors import SourceError
+from edgekit.sources.model import ModelSource, example_from_spec, file_sha256, onnx_value_spec, spec_of, to_numpy
+
+
+def from_pt2(spec, input_specs, dynamic) -> ModelSource:
+    import torch
+
+    path = Path(spec)
+    if not path.is_file():
+        raise SourceError(f"{spec}: file does not exist")
+    try:
+        program = torch.export.load(str(path))
+    except Exception as exc:
+        raise SourceError(f"{spec}: not a readable torch.export program ({type(exc).__name__}: {exc})") from exc
+    names = list(program.graph_signature.user_inputs)
+    placeholders = {n.name: n.meta.get("val") for n in program.graph.nodes if n.op == "placeholder"}
+    symbols: dict[str, str] = {}
+    dims: dict[str, dict[int, Any]] = {}
+    for name in names:
+        for axis, size in enumerate(getattr(placeholders.get(name), "shape", ())):
+            if not isinstance(size, int) and not str(size).isdigit():
+                dims.setdefault(name, {})[axis] = symbols.setdefault(str(size), f"{name}_{axis}")
+    examples = None
+    if input_specs:
+        examples = tuple(example_from_spec(s) for s in input_specs)
+    elif getattr(program, "example_inputs", None):
+        examples = tuple(program.example_inputs[0])
+    if examples is None:
+        raise SourceError(f"{spec}: the program carries no example inputs: pass --input for {', '.join(names)}")
+    specs = [spec_of(n, t, dims.get(n, {})) for n, t in zip(names, examples)]
+    return ModelSource(
+        spec=spec, kind="pt2", sha256=file_sha256(path), inputs=specs, example_inputs=examples,
+        exported=program, dynamic_shapes=dims,
+    )
+
+
+def from_onnx(spec, input_specs) -> ModelSource:
+    from edgekit.export.controlflow import load_onnx
+
+    path = Path(spec)
+    model = load_onnx(path, load_external_data=False)
+    initializers = {i.name for i in model.graph.initializer}
+    overrides = {s.name: s for s in input_specs}
+    specs, examples = [], []
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        spec_ = overrides.get(value.name) or onnx_value_spec(value)
+        specs.append(spec_)
+        examples.append(to_numpy(example_from_spec(spec_)))
+    unknown = set(overrides) - {s.name for s in specs}
+    if unknown:
+        raise SourceError(f"{spec}: --input names {', '.join(sorted(unknown))} are not inputs of the model")
+    return ModelSource(
+        spec=spec, kind="onnx", sha256=file_sha256(path), inputs=specs, example_inputs=tuple(examples),
+        onnx_path=path, onnx_model=model, output_names=[o.name for o in model.graph.output],
+    )
+
+
+def onnx_source_model(source: ModelSource):
+    """The ONNX source with its weights, for copying into a bundle: the graph resolve_source read (not read
+    again) plus the external data file's tensors. Returns (model, whether the source kept its weights in
+    external data)."""
+    import onnx
+    from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+
+    model = onnx.ModelProto()
+    model.CopyFrom(source.onnx_model)  # graph only: cheap, and the source's own copy stays weight-free
+    external = any(uses_external_data(t) for t in model.graph.initializer)
+    if external:
+        load_external_data_for_model(model, str(Path(source.onnx_path).parent))
+    return model, external
