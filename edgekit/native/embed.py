@@ -18,7 +18,7 @@ from pathlib import Path
 from edgekit.bundle import Bundle
 from edgekit.errors import EdgekitError, missing_extra
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 # lang -> (example folder, executable, Debian packages, a header each JSON library installs)
 LANGS = {
