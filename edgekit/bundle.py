@@ -36,6 +36,8 @@ class Manifest:
     artifacts: dict = field(default_factory=dict)
     validation: dict = field(default_factory=dict)
     reference: dict = field(default_factory=dict)
+    knobs: list = field(default_factory=list)  # run-time knobs the model declares (tuning.knobs)
+    tuning: dict | None = None  # the fitted policy `edgekit tune` wrote
     schema: str = SCHEMA
     edgekit_version: str = __version__
 
@@ -51,6 +53,8 @@ class Manifest:
             "artifacts": self.artifacts,
             "validation": self.validation,
             "reference": self.reference,
+            **({"knobs": self.knobs} if self.knobs else {}),
+            **({"tuning": self.tuning} if self.tuning else {}),
         }
 
     @classmethod
@@ -69,6 +73,8 @@ class Manifest:
             artifacts=data["artifacts"],
             validation=data["validation"],
             reference=data.get("reference", {}),
+            knobs=data.get("knobs", []),
+            tuning=data.get("tuning"),
             schema=data["schema"],
             edgekit_version=data["edgekit_version"],
         )

@@ -96,6 +96,7 @@ def export_bundle(source: ModelSource, out: Path, options: ExportOptions, report
             artifacts=finalize_artifacts(root, artifacts),
             validation={k: v.to_json() for k, v in validation.items()},
             reference=reference,
+            knobs=[k.to_json() for k in source.knobs],
         )
         write_json_atomic(root / "manifest.json", manifest.to_json())
     log_path.unlink(missing_ok=True)

@@ -75,18 +75,30 @@ class Reporter:
         self.quiet = quiet
 
     @contextlib.contextmanager
-    def stage(self, label: str) -> Iterator[None]:
+    def stage(self, label: str) -> Iterator["StageProgress"]:
+        """A spinner while the block runs; the block may report `progress(done, total)` on what it yields."""
         start = time.perf_counter()
         if self.quiet:
-            yield
+            yield StageProgress(None, label)
             return
-        with console.status(f"{label}…"):
-            yield
+        with console.status(f"{label}…") as status:
+            yield StageProgress(status, label)
         console.print(f"[green]✓[/] {label} [dim]({time.perf_counter() - start:.1f} s)[/]")
 
     def note(self, message: str) -> None:
         if not self.quiet:
             console.print(message)
+
+
+class StageProgress:
+    """What a stage yields: `progress(done, total)` shows the count on its spinner (no-op when quiet)."""
+
+    def __init__(self, status, label: str):
+        self._status, self._label = status, label
+
+    def progress(self, done: int, total: int) -> None:
+        if self._status is not None:
+            self._status.update(f"{self._label}… {done}/{total}")
 
 
 SILENT = Reporter(quiet=True)

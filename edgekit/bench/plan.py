@@ -14,18 +14,19 @@ BF16_ISA = ("avx512_bf16", "amx_bf16")
 
 
 def bench_feed(bundle, overrides: dict, batch: int | None = None) -> dict[str, np.ndarray]:
-    """The feed to time: the bundle's first testdata sample (or one made from the input specs), with
-    `--feed` scalar overrides applied and inputs with a dynamic first dim tiled to `batch`.
+    """The feed to time: the bundle's first testdata sample (or one made from the input specs), with the
+    knob values `edgekit tune` chose and then `--feed` scalar overrides applied and inputs with a dynamic first dim tiled to `batch`.
 
     Raises EdgekitError for an unknown `--feed` name, or `batch` on a static batch dim.
     """
     from edgekit.specs import apply_feeds
+    from edgekit.tuning.knobs import tuned_defaults
     from edgekit.validation.testdata import read_testdata
 
     specs = bundle.manifest.inputs
     stored = read_testdata(bundle.path)
     feed = stored[0][0] if stored else feed_from_specs(specs, batch or 1, bundle.path)
-    feed = apply_feeds(feed, overrides, specs)
+    feed = apply_feeds(feed, {**tuned_defaults(bundle.manifest), **overrides}, specs)
     return tile_batch(feed, specs, batch) if batch else feed
 
 

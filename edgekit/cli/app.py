@@ -18,6 +18,7 @@ from edgekit.cli.inspect import inspect_command
 from edgekit.cli.prune import prune_command
 from edgekit.cli.quantize import quantize_command
 from edgekit.cli.sweep import sweep_command
+from edgekit.cli.tune import tune_command
 from edgekit.cli.validate import validate_command
 from edgekit.errors import EdgekitError
 from edgekit.ui import console
@@ -46,7 +47,7 @@ def command(func):
 COMMANDS = {
     "env": env_command, "zoo": zoo_command, "export": export_command, "validate": validate_command,
     "inspect": inspect_command, "bench": bench_command, "embed": embed_command, "debug": debug_command,
-    "prune": prune_command, "quantize": quantize_command, "sweep": sweep_command,
+    "prune": prune_command, "quantize": quantize_command, "sweep": sweep_command, "tune": tune_command,
 }
 for _name, _func in COMMANDS.items():
     app.command(_name)(command(_func))

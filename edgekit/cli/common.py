@@ -100,9 +100,11 @@ def default_name(spec: str) -> str:
     return Path(base).stem.replace(".", "_") or "model"
 
 
-def export_and_report(source, out: Path, options, reporter, json_out: JsonOut, what: str = "bundle") -> None:
-    """Run the export pipeline and show the result: the manifest as JSON (with --json) and the validation
-    table, also when validation failed (the bundle is written, then ValidationFailed goes on up)."""
+def export_and_report(source, out: Path, options, reporter, json_out: JsonOut, what: str = "bundle",
+                      emit: bool = True) -> None:
+    """Run the export pipeline and show the result: the manifest as JSON (with --json, unless `emit` is
+    False: a later stage emits it) and the validation table, also when validation failed (the bundle is
+    written, then ValidationFailed goes on up)."""
     from edgekit.bundle import Bundle
     from edgekit.cli.render import print_validation
     from edgekit.pipeline import export_bundle
@@ -114,6 +116,7 @@ def export_and_report(source, out: Path, options, reporter, json_out: JsonOut, w
         json_out.emit(bundle.manifest.to_json())
         print_validation(bundle.manifest.validation)
         raise
-    json_out.emit(bundle.manifest.to_json())
+    if emit:
+        json_out.emit(bundle.manifest.to_json())
     print_validation(bundle.manifest.validation)
     console.print(f"[green]{what} written:[/] {out}")

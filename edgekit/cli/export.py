@@ -11,7 +11,7 @@ from edgekit.cli.common import (AsJson, Atol, Calib, CalibSamples, Force, JsonOu
                                 Samples, TrtArch, check_max_drop, check_metric, default_name, export_and_report,
                                 split_values, tolerance_from)
 from edgekit.errors import EdgekitError
-from edgekit.ui import Reporter
+from edgekit.ui import Reporter, console
 
 
 def export_command(
@@ -38,6 +38,11 @@ def export_command(
     trt_shape: Optional[List[str]] = typer.Option(
         None, "--trt-shape", help="TensorRT profile: NAME:SHAPE (fixed) or NAME:MIN,OPT,MAX (repeatable)."),
     opset: int = typer.Option(18, help="ONNX opset."),
+    tune_budget: Optional[float] = typer.Option(
+        None, "--tune-budget", help="Then `edgekit tune` the bundle's knobs to this metric drop (exit thresholds, "
+                                    "step counts; see `edgekit tune --help`)."),
+    tune_data: Optional[str] = typer.Option(
+        None, "--tune-data", help="Data for --tune-budget (default: a zoo model's own task data)."),
     force: Force = False,
     as_json: AsJson = False,
 ):
@@ -73,4 +78,17 @@ def export_command(
                         **({"trt_shapes": dict(parse_profile_spec(t) for t in trt_shape)} if trt_shape else {})},
         calib=calib, calib_samples=calib_samples, max_drop=max_drop, metric=metric, adapter=adapter, slim=slim,
     )
-    export_and_report(model, out, options, reporter, json_out)
+    tuning = tune_budget is not None or tune_data is not None
+    export_and_report(model, out, options, reporter, json_out, emit=not tuning)
+    if tuning:
+        from edgekit.bundle import Bundle
+        from edgekit.tuning.stage import tune_bundle
+
+        if not model.knobs:
+            raise EdgekitError(f"--tune-budget: {source} declares no run-time knobs (a tuning_knobs() hook); the "
+                               f"bundle at {out} is written, untuned")
+        result = tune_bundle(Bundle.load(out), data=tune_data, budget=tune_budget, reporter=reporter)
+        json_out.emit(Bundle.load(out).manifest.to_json())
+        chosen = result["chosen"]
+        console.print(f"[green]tuned:[/] {chosen['setting']} · {result['metric']} drop {chosen['drop']:.4f} ≤ "
+                      f"{result['budget']:g} · {result['speedup']:.2f}× the costliest setting ({result['runtime']})")

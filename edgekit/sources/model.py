@@ -19,6 +19,7 @@ MODEL_HOOKS = {
     "dynamic_shapes()": "{input: {axis: dim name or torch.export.Dim}} for dynamic dims",
     "validation_feeds()": "list of {input: tensor} feeds that drive every branch / step count",
     "input_ranges()": "{input: (min, max)} valid values (e.g. a step count), checked by every runner",
+    "tuning_knobs()": "[{input, kind: exit_threshold|steps, candidates, costliest, path_output}] for `edgekit tune`",
 }
 
 # Size given to a named dynamic dim when the example input has to be generated from `--input`.
@@ -39,6 +40,7 @@ class ModelSource:
     output_names: list[str] | None = None
     dynamic_shapes: dict[str, dict[int, Any]] = field(default_factory=dict)
     validation_feeds: list[dict[str, np.ndarray]] = field(default_factory=list)
+    knobs: list = field(default_factory=list)  # tuning.knobs.Knob: run-time knobs from tuning_knobs()
 
     @property
     def reference_runtime(self) -> str:

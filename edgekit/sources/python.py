@@ -17,6 +17,7 @@ import numpy as np
 
 from edgekit.errors import SourceError
 from edgekit.sources.model import ModelSource, example_from_spec, file_sha256, spec_of, state_sha256, to_numpy
+from edgekit.tuning.knobs import knobs_from_hook
 
 
 def from_zoo(spec, input_specs, dynamic) -> ModelSource:
@@ -127,6 +128,7 @@ def from_built(spec, kind, built, input_specs, dynamic, sha256) -> ModelSource:
         output_names=output_names,
         dynamic_shapes=dims,
         validation_feeds=module_validation_feeds(module),
+        knobs=knobs_from_hook(module, specs, output_names, spec),
     )
 
 

@@ -126,6 +126,12 @@ class Rbqe(nn.Module):
         in the runtime (ConvTranspose/Concat shape mismatch)."""
         return {"image": {2: "height", 3: "width"}, "threshold": None}
 
+    def tuning_knobs(self):
+        """`edgekit tune`: the IQAM threshold. Lower stops earlier; 2.0 is above any IQAM score (every exit
+        runs: the costliest, best-quality setting the budget is measured from)."""
+        return [{"input": "threshold", "kind": "exit_threshold", "path_output": "exit_index",
+                 "candidates": [round(0.05 * i, 2) for i in range(21)] + [2.0], "costliest": 2.0}]
+
     def validation_feeds(self):
         from edgekit.zoo.rbqe_feeds import feeds_for_every_exit
 

@@ -151,6 +151,11 @@ class StoRM(nn.Module):
         frames = self.frame_multiple * torch.export.Dim("frame_blocks", min=2)
         return {"noisy_spec": {3: frames}, "noise": {4: frames}}
 
+    def tuning_knobs(self):
+        """`edgekit tune`: the step count N (the costliest, best-quality setting is max_steps)."""
+        steps = [n for n in (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50) if n < self.max_steps]
+        return [{"input": "num_steps", "kind": "steps", "candidates": steps + [self.max_steps]}]
+
     def input_ranges(self):
         """Valid step counts, recorded in the manifest and checked by every runner before it runs."""
         return {"num_steps": (1, self.max_steps)}

@@ -63,6 +63,13 @@ class ToyExitRefiner(nn.Module):
     def dynamic_shapes(self):
         return {"image": {2: "height", 3: "width"}}
 
+    def tuning_knobs(self):
+        """`edgekit tune`: the exit threshold (confidence is in (0, 1): 1.01 always goes deeper) and the steps."""
+        thresholds = [round(0.1 * i, 1) for i in range(11)] + [1.01]
+        return [{"input": "threshold", "kind": "exit_threshold", "path_output": "exit_index",
+                 "candidates": thresholds, "costliest": 1.01},
+                {"input": "num_steps", "kind": "steps", "candidates": list(range(1, self.max_steps + 1))}]
+
     def validation_feeds(self):
         """Feeds that drive both branches and step counts {1, mid, max}."""
         image = torch.randn(1, 3, 32, 32)

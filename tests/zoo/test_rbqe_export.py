@@ -15,26 +15,6 @@ from edgekit.runtimes import open_runner
 pytestmark = [pytest.mark.openvino, pytest.mark.onnxruntime, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def rbqe_bundle(tmp_path_factory):
-    out = tmp_path_factory.mktemp("rbqe") / "rbqe"
-    targets = ["--target", "onnx", "--target", "openvino"]
-    from edgekit.export.trt_compat import cuda_device_available, import_tensorrt, names_archs
-
-    try:
-        named = names_archs(import_tensorrt())
-    except Exception:  # no TensorRT here: the other targets are still checked
-        named = False
-    if named and not cuda_device_available():
-        # TensorRT-RTX 1.7.1's builder fails on RBQE's nested If with any shape *range* (internal Myelin
-        # error "CHECK(i < op->input_size())"); without --trt-shape, export falls back to the fixed example
-        # shape and says so in the manifest (asserted below).
-        targets += ["--target", "tensorrt", "--trt-arch", "sm86"]
-    result = run_cli("export", "zoo:rbqe?width=4,weights=none", *targets, "--out", out, "--json", timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out
-
-
 def test_exits_stay_nested_if_and_every_exit_matches_pytorch(rbqe_bundle):
     m = manifest_of(rbqe_bundle)
     assert m["control_flow"]["If"] >= 4 and m["control_flow"]["Loop"] == 0

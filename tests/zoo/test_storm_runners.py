@@ -11,19 +11,10 @@ import pytest
 from conftest import manifest_of, run_cli
 from edgekit.bundle import Bundle
 from edgekit.errors import EdgekitError
-from edgekit.pipeline import ExportOptions, export_bundle
 from edgekit.runtimes import open_runner
-from edgekit.sources import resolve_source
 from edgekit.validation.testdata import read_testdata
 
 pytestmark = [pytest.mark.openvino, pytest.mark.onnxruntime]
-
-
-@pytest.fixture(scope="module")
-def storm_bundle(tmp_path_factory):
-    out = tmp_path_factory.mktemp("storm") / "storm"
-    export_bundle(resolve_source("zoo:storm?nf=4,levels=2,max_steps=4,weights=none"), out, ExportOptions())
-    return out
 
 
 def test_storm_bundle_has_one_loop_and_validates_every_step_count(storm_bundle):
