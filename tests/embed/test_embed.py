@@ -8,16 +8,13 @@ import json
 import re
 import shlex
 import shutil
-import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import ROOT, manifest_of, run_cli
-
-LANGS = ("cpp", "c")
+from native_build import LANGS, executables, run_example  # noqa: F401  (executables: a fixture)
 
 PLAIN_MODEL = '''
 import torch
@@ -47,12 +44,6 @@ def build():
     torch.manual_seed(0)
     return Plain()
 '''
-
-
-def _check(cmd: list[str], what: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, f"{what} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc
 
 
 @pytest.fixture(scope="session")
@@ -91,34 +82,6 @@ def storm_bundle(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def rbqe_bundle(tmp_path_factory) -> Path:
     return _export_tiny_zoo(tmp_path_factory, "rbqe")
-
-
-@pytest.fixture(scope="session")
-def executables(tmp_path_factory, toy_bundle) -> dict[str, Path]:
-    """Both examples, configured and built once per session with the exact argv `edgekit embed` plans."""
-    from edgekit.native.embed import embed_plan
-
-    root = tmp_path_factory.mktemp("embed-build")
-    built = {}
-    for lang in LANGS:
-        plan = embed_plan(toy_bundle, lang, root / lang)
-        if plan.install:
-            pytest.skip(f"missing build dependencies: {' '.join(plan.install[5:])} (make cpp-deps)")
-        start = time.perf_counter()
-        _check(plan.configure, f"cmake configure ({lang})")
-        _check(plan.build, f"cmake build ({lang})", timeout=600)
-        print(f"\n{lang} example configured and built in {time.perf_counter() - start:.1f} s")
-        assert plan.executable.is_file()
-        built[lang] = plan.executable
-    return built
-
-
-def run_example(executable: Path, bundle: Path, *flags: str) -> tuple[int, dict, str]:
-    """Run one example; it must print exactly one JSON line on stdout."""
-    proc = subprocess.run([str(executable), str(bundle), *flags], capture_output=True, text=True, timeout=120)
-    lines = proc.stdout.strip().splitlines()
-    assert len(lines) == 1, f"expected one JSON line, got:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-    return proc.returncode, json.loads(lines[0]), proc.stderr
 
 
 @pytest.mark.cpp

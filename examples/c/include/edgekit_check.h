@@ -27,6 +27,7 @@ typedef struct {
 
 typedef struct {
     const char *bundle, *runtime, *api, *device, *model;
+    int verified; /* the model files were checked against the manifest's sha256/size_bytes */
     ek_tolerance tol;
     size_t samples, mismatches;
     double max_abs_err;

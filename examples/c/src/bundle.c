@@ -1,12 +1,16 @@
 /* edgekit bundle reader (see edgekit_bundle.h): cJSON for manifest.json and testdata/index.json, stdio
- * for the raw .bin tensors. */
+ * for the raw .bin tensors. Everything in those files is untrusted: types, dims and byte counts are checked
+ * before use, and every file goes through ek_bundle_path (containment, in integrity.c). */
+#define _XOPEN_SOURCE 700 /* realpath, lstat */
 #include "edgekit_bundle.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static int fail(char* err, size_t err_size, const char* fmt, ...) {
     va_list args;
@@ -17,7 +21,7 @@ static int fail(char* err, size_t err_size, const char* fmt, ...) {
 }
 
 char* ek_path_join(const char* dir, const char* name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
+    const size_t n = strlen(dir) + strlen(name) + 2;
     char* out = malloc(n);
     if (out) snprintf(out, n, "%s/%s", dir, name);
     return out;
@@ -69,18 +73,32 @@ int64_t ek_tensor_int_at(const ek_tensor* t, size_t i) {
     return (int64_t)ek_tensor_at(t, i);
 }
 
+int ek_tensor_size(const char* dtype, int rank, const int64_t* shape, size_t* count, size_t* bytes) {
+    const size_t item = ek_dtype_size(dtype);
+    if (!item || rank < 0 || rank > EK_MAX_RANK) return -1;
+    size_t n = 1;
+    for (int k = 0; k < rank; ++k) {
+        if (shape[k] < 0 || (uint64_t)shape[k] > SIZE_MAX) return -1;
+        const size_t d = (size_t)shape[k];
+        if (d != 0 && n > SIZE_MAX / d) return -1;
+        n *= d;
+    }
+    if (n > (SIZE_MAX - 1) / item) return -1; /* ek_tensor_init allocates one more byte */
+    *count = n, *bytes = n * item;
+    return 0;
+}
+
 int ek_tensor_init(ek_tensor* t, const char* name, const char* dtype, int rank, const int64_t* shape) {
     memset(t, 0, sizeof *t);
-    if (rank < 0 || rank > EK_MAX_RANK || strlen(dtype) >= sizeof t->dtype) return -1;
+    size_t bytes = 0;
+    if (strlen(dtype) >= sizeof t->dtype || ek_tensor_size(dtype, rank, shape, &t->count, &bytes) != 0) return -1;
     t->item_size = ek_dtype_size(dtype);
-    if (!t->item_size) return -1;
     strcpy(t->dtype, dtype);
     t->rank = rank;
-    t->count = 1;
-    for (int k = 0; k < rank; ++k) t->shape[k] = shape[k], t->count *= (size_t)shape[k];
+    for (int k = 0; k < rank; ++k) t->shape[k] = shape[k];
     t->name = malloc(strlen(name) + 1);
-    t->data = malloc(t->count * t->item_size + 1); /* +1: never malloc(0) */
-    if (!t->name || !t->data) return -1;
+    t->data = malloc(bytes + 1); /* +1: never malloc(0) */
+    if (!t->name || !t->data) return ek_tensor_free(t), -1;
     strcpy(t->name, name);
     return 0;
 }
@@ -99,118 +117,159 @@ static int host_is_little_endian(void) {
 static char* read_text(const char* path) {
     FILE* f = fopen(path, "rb");
     if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char* text = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    char* text = n >= 0 && fseek(f, 0, SEEK_SET) == 0 ? malloc((size_t)n + 1) : NULL;
     if (text && fread(text, 1, (size_t)n, f) == (size_t)n) text[n] = '\0';
     else free(text), text = NULL;
     fclose(f);
     return text;
 }
 
-static cJSON* read_json(const char* path, char* err, size_t err_size) {
+/* `rel` (inside the bundle) parsed as JSON; `what` names it in errors. */
+static cJSON* read_json(const ek_bundle* b, const char* rel, const char* what, char* err, size_t err_size) {
+    char* path = ek_bundle_path(b, "", rel, what, err, err_size);
+    if (!path) return NULL;
     char* text = read_text(path);
-    if (!text) return fail(err, err_size, "%s: cannot open", path), NULL;
+    free(path);
+    if (!text) return fail(err, err_size, "%s: cannot read", what), NULL;
     cJSON* json = cJSON_Parse(text);
     free(text);
-    if (!json) fail(err, err_size, "%s: invalid JSON", path);
+    if (!json) fail(err, err_size, "%s: invalid JSON", what);
     return json;
 }
 
-/* One index.json entry {"file", "shape", "dtype"} -> tensor. */
-static int read_tensor(const char* folder, const cJSON* meta, ek_tensor* t, char* err, size_t err_size) {
+/* Any dim above 2^53 would have lost digits in cJSON's double; no real tensor is that large anyway. */
+static const double kMaxDim = 9007199254740992.0;
+
+static void shape_text(const int64_t* dims, int rank, char* out, size_t size) {
+    size_t at = (size_t)snprintf(out, size, "[");
+    for (int k = 0; k < rank && at < size; ++k)
+        at += (size_t)snprintf(out + at, size - at, "%s%lld", k ? "," : "", (long long)dims[k]);
+    if (at < size) snprintf(out + at, size - at, "]");
+}
+
+/* One index.json entry {"file", "shape", "dtype"} -> tensor; `where` names the entry in errors. */
+static int read_tensor(const ek_bundle* b, const char* where, const cJSON* meta, ek_tensor* t, char* err,
+                       size_t err_size) {
     const cJSON* file = cJSON_GetObjectItemCaseSensitive(meta, "file");
     const cJSON* dtype = cJSON_GetObjectItemCaseSensitive(meta, "dtype");
     const cJSON* shape = cJSON_GetObjectItemCaseSensitive(meta, "shape");
-    if (!cJSON_IsString(file) || !cJSON_IsString(dtype) || !cJSON_IsArray(shape))
-        return fail(err, err_size, "%s/index.json: tensor '%s' lacks file/dtype/shape", folder, meta->string);
+    if (!cJSON_IsObject(meta) || !cJSON_IsString(file) || !cJSON_IsString(dtype) || !cJSON_IsArray(shape))
+        return fail(err, err_size, "%s: lacks file/dtype (strings) or shape (an array)", where);
+    if (!ek_dtype_size(dtype->valuestring))
+        return fail(err, err_size, "%s: unsupported dtype '%.32s'", where, dtype->valuestring);
     int64_t dims[EK_MAX_RANK];
     int rank = 0;
     const cJSON* d;
     cJSON_ArrayForEach(d, shape) {
-        if (rank == EK_MAX_RANK) return fail(err, err_size, "tensor '%s': rank > %d", meta->string, EK_MAX_RANK);
-        dims[rank++] = (int64_t)d->valuedouble;
+        if (rank == EK_MAX_RANK) return fail(err, err_size, "%s: shape has rank > %d", where, EK_MAX_RANK);
+        if (!cJSON_IsNumber(d)) return fail(err, err_size, "%s: shape[%d] is not a number", where, rank);
+        const double v = d->valuedouble;
+        if (v < 0) return fail(err, err_size, "%s: shape[%d] = %.17g is negative", where, rank, v);
+        if (!(v <= kMaxDim) || v != floor(v))
+            return fail(err, err_size, "%s: shape[%d] = %.17g is out of range (an integer in [0, 2^53])", where, rank, v);
+        dims[rank++] = (int64_t)v;
     }
-    if (ek_tensor_init(t, meta->string, dtype->valuestring, rank, dims) != 0)
-        return fail(err, err_size, "tensor '%s': unsupported dtype %s", meta->string, dtype->valuestring);
-    char* path = ek_path_join(folder, file->valuestring);
-    FILE* f = path ? fopen(path, "rb") : NULL;
-    size_t bytes = t->count * t->item_size, got = 0;
-    int extra = 0;
-    if (f) {
-        got = fread(t->data, 1, bytes, f);
-        extra = fgetc(f) != EOF;
-        fclose(f);
+    char dims_text[200];
+    shape_text(dims, rank, dims_text, sizeof dims_text);
+    size_t count = 0, bytes = 0;
+    if (ek_tensor_size(dtype->valuestring, rank, dims, &count, &bytes) != 0)
+        return fail(err, err_size, "%s: shape %s of %s overflows the byte count", where, dims_text, dtype->valuestring);
+
+    char what[600];
+    snprintf(what, sizeof what, "%s file", where);
+    char* path = ek_bundle_path(b, "testdata", file->valuestring, what, err, err_size);
+    if (!path) return -1;
+    FILE* f = fopen(path, "rb");
+    free(path);
+    struct stat st;
+    if (!f || fstat(fileno(f), &st) != 0) {
+        if (f) fclose(f);
+        return fail(err, err_size, "%s/testdata/%s: cannot open", b->dir, file->valuestring);
     }
     int rc = 0;
-    if (!f) rc = fail(err, err_size, "%s: cannot open", path);
-    else if (got != bytes || extra) rc = fail(err, err_size, "%s: size does not match %s (%zu bytes)", path, t->dtype, bytes);
-    free(path);
+    /* Checked before allocating: a shape cannot make the reader allocate more than the file holds. */
+    if ((uint64_t)st.st_size != (uint64_t)bytes)
+        rc = fail(err, err_size, "%s/testdata/%s: size does not match %s%s: %zu bytes expected, the file has %lld",
+                  b->dir, file->valuestring, dtype->valuestring, dims_text, bytes, (long long)st.st_size);
+    else if (ek_tensor_init(t, meta->string, dtype->valuestring, rank, dims) != 0)
+        rc = fail(err, err_size, "%s: out of memory (%zu bytes)", where, bytes);
+    else if (fread(t->data, 1, bytes, f) != bytes)
+        rc = fail(err, err_size, "%s/testdata/%s: short read", b->dir, file->valuestring);
+    fclose(f);
     if (rc == 0 && !host_is_little_endian()) /* the files are little-endian */
         for (size_t i = 0; i < t->count; ++i) {
             unsigned char* e = (unsigned char*)t->data + i * t->item_size;
-            for (size_t a = 0, b = t->item_size - 1; a < b; ++a, --b) {
+            for (size_t a = 0, z = t->item_size - 1; a < z; ++a, --z) {
                 unsigned char tmp = e[a];
-                e[a] = e[b], e[b] = tmp;
+                e[a] = e[z], e[z] = tmp;
             }
         }
     return rc;
 }
 
-static int read_tensors(const char* folder, const cJSON* group, ek_tensor** out, size_t* n, char* err, size_t err_size) {
-    *n = (size_t)cJSON_GetArraySize(group);
-    *out = calloc(*n + 1, sizeof **out);
+/* samples[i].inputs or .outputs: an object name -> tensor entry. */
+static int read_tensors(const ek_bundle* b, size_t sample, const char* role, const cJSON* group, ek_tensor** out,
+                        size_t* n, char* err, size_t err_size) {
+    char where[512];
+    if (!cJSON_IsObject(group))
+        return fail(err, err_size, "%s/testdata/index.json: samples[%zu].%s is not an object", b->dir, sample, role);
+    *out = calloc((size_t)cJSON_GetArraySize(group) + 1, sizeof **out);
     if (!*out) return fail(err, err_size, "out of memory");
-    size_t i = 0;
     const cJSON* meta;
     cJSON_ArrayForEach(meta, group) {
-        if (read_tensor(folder, meta, &(*out)[i++], err, err_size) != 0) return -1;
+        snprintf(where, sizeof where, "%s/testdata/index.json: samples[%zu].%s '%.64s'", b->dir, sample, role, meta->string);
+        if (read_tensor(b, where, meta, &(*out)[(*n)++], err, err_size) != 0) return -1;
     }
     return 0;
 }
 
-int ek_bundle_load(const char* dir, ek_bundle* bundle, char* err, size_t err_size) {
-    memset(bundle, 0, sizeof *bundle);
-    bundle->dir = malloc(strlen(dir) + 1);
-    strcpy(bundle->dir, dir);
-    char* path = ek_path_join(dir, "manifest.json");
-    bundle->manifest = read_json(path, err, err_size);
-    free(path);
-    if (!bundle->manifest) return -1;
-    const cJSON* schema = cJSON_GetObjectItemCaseSensitive(bundle->manifest, "schema");
-    if (!cJSON_IsString(schema) || strcmp(schema->valuestring, "edgekit.bundle/1") != 0)
-        return fail(err, err_size, "%s/manifest.json: not an edgekit.bundle/1 manifest", dir);
-
-    char* folder = ek_path_join(dir, "testdata");
-    char* index_path = ek_path_join(folder, "index.json");
-    FILE* probe = fopen(index_path, "rb");
+static int read_testdata(ek_bundle* bundle, char* err, size_t err_size) {
+    char what[512];
+    snprintf(what, sizeof what, "%s/testdata/index.json", bundle->dir);
+    cJSON* index = read_json(bundle, "testdata/index.json", what, err, err_size);
+    const cJSON* samples = cJSON_GetObjectItemCaseSensitive(index, "samples");
+    const cJSON* format = cJSON_GetObjectItemCaseSensitive(index, "format");
     int rc = 0;
-    if (probe) { /* a bundle exported without reference data has no testdata/ */
-        fclose(probe);
-        cJSON* index = read_json(index_path, err, err_size);
-        const cJSON* samples = index ? cJSON_GetObjectItemCaseSensitive(index, "samples") : NULL;
-        const cJSON* format = index ? cJSON_GetObjectItemCaseSensitive(index, "format") : NULL;
-        if (!index) rc = -1;
-        else if (!cJSON_IsString(format) || strcmp(format->valuestring, "edgekit.testdata/1") != 0 || !cJSON_IsArray(samples))
-            rc = fail(err, err_size, "%s: unknown testdata format", index_path);
-        else {
-            bundle->samples = calloc((size_t)cJSON_GetArraySize(samples) + 1, sizeof *bundle->samples);
-            const cJSON* entry;
-            cJSON_ArrayForEach(entry, samples) {
-                ek_sample* s = &bundle->samples[bundle->n_samples++];
-                if (read_tensors(folder, cJSON_GetObjectItemCaseSensitive(entry, "inputs"), &s->inputs, &s->n_inputs, err, err_size) ||
-                    read_tensors(folder, cJSON_GetObjectItemCaseSensitive(entry, "outputs"), &s->outputs, &s->n_outputs, err, err_size)) {
-                    rc = -1;
-                    break;
-                }
+    if (!index) rc = -1;
+    else if (!cJSON_IsString(format) || strcmp(format->valuestring, EK_TESTDATA_FORMAT) != 0 || !cJSON_IsArray(samples))
+        rc = fail(err, err_size, "%s: unknown testdata format", what);
+    else if (!(bundle->samples = calloc((size_t)cJSON_GetArraySize(samples) + 1, sizeof *bundle->samples)))
+        rc = fail(err, err_size, "out of memory");
+    else {
+        const cJSON* entry;
+        cJSON_ArrayForEach(entry, samples) {
+            const size_t i = bundle->n_samples++;
+            ek_sample* s = &bundle->samples[i];
+            if (read_tensors(bundle, i, "inputs", cJSON_GetObjectItemCaseSensitive(entry, "inputs"), &s->inputs,
+                             &s->n_inputs, err, err_size) ||
+                read_tensors(bundle, i, "outputs", cJSON_GetObjectItemCaseSensitive(entry, "outputs"), &s->outputs,
+                             &s->n_outputs, err, err_size)) {
+                rc = -1;
+                break;
             }
         }
-        cJSON_Delete(index);
     }
-    free(index_path);
-    free(folder);
+    cJSON_Delete(index);
     return rc;
+}
+
+int ek_bundle_load(const char* dir, ek_bundle* bundle, char* err, size_t err_size) {
+    memset(bundle, 0, sizeof *bundle);
+    char what[512];
+    snprintf(what, sizeof what, "%s/manifest.json", dir);
+    if (!(bundle->dir = malloc(strlen(dir) + 1))) return fail(err, err_size, "out of memory");
+    strcpy(bundle->dir, dir);
+    if (!(bundle->root = realpath(dir, NULL))) return fail(err, err_size, "%s: cannot open (%s)", what, strerror(errno));
+    if (!(bundle->manifest = read_json(bundle, "manifest.json", what, err, err_size))) return -1;
+    const cJSON* schema = cJSON_GetObjectItemCaseSensitive(bundle->manifest, "schema");
+    if (!cJSON_IsString(schema) || strcmp(schema->valuestring, "edgekit.bundle/1") != 0)
+        return fail(err, err_size, "%s: not an edgekit.bundle/1 manifest", what);
+    struct stat st;
+    char* index = ek_path_join(dir, "testdata/index.json");
+    const int has_testdata = index && lstat(index, &st) == 0; /* a bundle exported without reference data has none */
+    free(index);
+    return has_testdata ? read_testdata(bundle, err, err_size) : 0;
 }
 
 void ek_bundle_free(ek_bundle* bundle) {
@@ -224,6 +283,7 @@ void ek_bundle_free(ek_bundle* bundle) {
     free(bundle->samples);
     cJSON_Delete(bundle->manifest);
     free(bundle->dir);
+    free(bundle->root);
     memset(bundle, 0, sizeof *bundle);
 }
 

@@ -22,15 +22,20 @@ static void add_path(ek_report* report, const char* name, int64_t value) {
     for (size_t i = 0; i < report->n_paths && !path; ++i)
         if (!strcmp(report->paths[i].name, name)) path = &report->paths[i];
     if (!path) {
-        if (report->n_paths == EK_MAX_PATHS) return;
+        char* copy = malloc(strlen(name) + 1);
+        if (report->n_paths == EK_MAX_PATHS || !copy) {
+            free(copy);
+            return;
+        }
         path = &report->paths[report->n_paths++];
-        path->name = malloc(strlen(name) + 1);
-        strcpy(path->name, name);
+        path->name = strcpy(copy, name);
     }
     size_t at = 0;
     while (at < path->n && path->values[at] < value) ++at;
     if (at < path->n && path->values[at] == value) return;
-    path->values = realloc(path->values, (path->n + 1) * sizeof *path->values);
+    int64_t* grown = realloc(path->values, (path->n + 1) * sizeof *path->values);
+    if (!grown) return; /* the value goes unrecorded; the comparison itself is unaffected */
+    path->values = grown;
     memmove(path->values + at + 1, path->values + at, (path->n - at) * sizeof *path->values);
     path->values[at] = value;
     path->n++;
@@ -107,6 +112,7 @@ void ek_report_print(const ek_report* report, FILE* out) {
     cJSON_AddStringToObject(json, "api", report->api);
     cJSON_AddStringToObject(json, "device", report->device);
     cJSON_AddStringToObject(json, "model", report->model);
+    cJSON_AddBoolToObject(json, "verified", report->verified);
     cJSON_AddNumberToObject(json, "samples", (double)report->samples);
     if (isfinite(report->max_abs_err)) cJSON_AddNumberToObject(json, "max_abs_err", report->max_abs_err);
     else cJSON_AddNullToObject(json, "max_abs_err");

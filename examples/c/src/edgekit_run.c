@@ -11,8 +11,9 @@
 #include "edgekit_check.h"
 
 static const char* kUsage =
-    "usage: edgekit_run_c BUNDLE [--device CPU] [--model FILE] [--atol 1e-4] [--rtol 1e-3]\n"
-    "  runs BUNDLE's OpenVINO IR (or --model: an .xml/.onnx file in the bundle) on its testdata";
+    "usage: edgekit_run_c BUNDLE [--device CPU] [--model FILE] [--atol 1e-4] [--rtol 1e-3] [--no-verify]\n"
+    "  runs BUNDLE's OpenVINO IR (or --model: an .xml/.onnx file in the bundle) on its testdata, after checking\n"
+    "  the model files against the manifest's sha256 and size_bytes (--no-verify skips that check)";
 
 static const struct { const char* dtype; ov_element_type_e type; } kTypes[] = {
     {"float32", F32}, {"float16", F16}, {"float64", F64}, {"int64", I64}, {"int32", I32}, {"int16", I16},
@@ -137,8 +138,28 @@ static int parse_number(const char* text, double* out) {
     return end != text && *end == '\0';
 }
 
+/* The model file (and weights) to load: inside the bundle, with the files of its manifest entry, and unless
+ * --no-verify matching the manifest's sha256/size_bytes. 0, or -1 and err. */
+static int model_paths(const ek_bundle* bundle, const char* model, const char* weights, int from_cli, int verify,
+                       char** model_path, char** weights_path, char* err, size_t err_size) {
+    char what[512];
+    const char* key = NULL;
+    const cJSON* entry = ek_artifact_for(bundle, model, &key);
+    if (from_cli) snprintf(what, sizeof what, "--model");
+    else snprintf(what, sizeof what, "%s/manifest.json: artifacts.%s.path", bundle->dir, key ? key : "?");
+    if (!(*model_path = ek_bundle_path(bundle, "", model, what, err, err_size))) return -1;
+    snprintf(what, sizeof what, "%s/manifest.json: artifacts.openvino.weights", bundle->dir);
+    if (weights && !(*weights_path = ek_bundle_path(bundle, "", weights, what, err, err_size))) return -1;
+    if (entry) return ek_artifact_check(bundle, entry, key, verify, err, err_size); /* weights/data too */
+    if (!verify) return 0;
+    snprintf(err, err_size, "%s/%s: not an artifact listed in manifest.json, so it cannot be verified "
+             "(--no-verify skips the check)", bundle->dir, model);
+    return -1;
+}
+
 int main(int argc, char** argv) {
     const char *bundle_dir = NULL, *device = "CPU", *model = NULL;
+    int verify = 1;
     ek_tolerance tol = {1e-4, 1e-3};
     for (int i = 1; i < argc; ++i) {
         const char* arg = argv[i];
@@ -146,6 +167,7 @@ int main(int argc, char** argv) {
         if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) return fprintf(stderr, "%s\n", kUsage), 0;
         else if (!strcmp(arg, "--device") && has_value) device = argv[++i];
         else if (!strcmp(arg, "--model") && has_value) model = argv[++i];
+        else if (!strcmp(arg, "--no-verify")) verify = 0;
         else if (!strcmp(arg, "--atol") && has_value && parse_number(argv[++i], &tol.atol)) continue;
         else if (!strcmp(arg, "--rtol") && has_value && parse_number(argv[++i], &tol.rtol)) continue;
         else if (arg[0] != '-' && !bundle_dir) bundle_dir = arg;
@@ -160,26 +182,28 @@ int main(int argc, char** argv) {
         return ek_report_error(bundle_dir, err);
     }
     const char* weights = NULL;
+    const int from_cli = model != NULL;
     if (!model && (model = ek_artifact_field(&bundle, "openvino", "path")))
         weights = ek_artifact_field(&bundle, "openvino", "weights");
     if (!model) model = ek_artifact_field(&bundle, "onnx", "path"); /* OpenVINO reads ONNX too */
-    if (!model || bundle.n_samples == 0) {
-        snprintf(err, sizeof err, "%s: %s", bundle_dir, model ? "the bundle has no testdata to check" : "no openvino or onnx artifact");
-        ek_bundle_free(&bundle);
-        return ek_report_error(bundle_dir, err);
-    }
-    char* model_path = ek_path_join(bundle_dir, model);
-    char* weights_path = weights ? ek_path_join(bundle_dir, weights) : NULL;
+    char *model_path = NULL, *weights_path = NULL;
     const cJSON* specs = cJSON_GetObjectItemCaseSensitive(bundle.manifest, "outputs");
     const size_t n_outputs = (size_t)cJSON_GetArraySize(specs);
     ek_tensor* outputs = calloc(n_outputs + 1, sizeof *outputs);
-
     ek_report report;
     ek_report_init(&report);
-    report.bundle = bundle_dir, report.runtime = "openvino", report.api = "c", report.device = device;
-    report.model = model, report.tol = tol;
     ov_runner runner;
-    int rc = runner_open(&runner, model_path, weights_path, device, err, sizeof err) == 0 ? 0 : 2;
+    memset(&runner, 0, sizeof runner);
+    int rc = 2;
+    if (!model || bundle.n_samples == 0)
+        snprintf(err, sizeof err, "%s: %s", bundle_dir,
+                 model ? "the bundle has no testdata to check" : "no openvino or onnx artifact");
+    else if (!outputs || !report.failures)
+        snprintf(err, sizeof err, "out of memory");
+    else if (model_paths(&bundle, model, weights, from_cli, verify, &model_path, &weights_path, err, sizeof err) == 0)
+        rc = runner_open(&runner, model_path, weights_path, device, err, sizeof err) == 0 ? 0 : 2;
+    report.bundle = bundle_dir, report.runtime = "openvino", report.api = "c", report.device = device;
+    report.model = model, report.tol = tol, report.verified = verify;
     for (size_t i = 0; rc == 0 && i < bundle.n_samples; ++i) {
         const ek_sample* s = &bundle.samples[i];
         if (run_sample(&runner, s, specs, outputs, err, sizeof err) != 0) rc = 2;

@@ -10,14 +10,16 @@
 
 #include "edgekit/bundle.hpp"
 #include "edgekit/check.hpp"
+#include "edgekit/integrity.hpp"
 
 namespace {
 
 using edgekit::Tensor;
 
 const char* kUsage =
-    "usage: edgekit_run BUNDLE [--device CPU] [--model FILE] [--atol 1e-4] [--rtol 1e-3]\n"
-    "  runs BUNDLE's OpenVINO IR (or --model: an .xml/.onnx file in the bundle) on its testdata";
+    "usage: edgekit_run BUNDLE [--device CPU] [--model FILE] [--atol 1e-4] [--rtol 1e-3] [--no-verify]\n"
+    "  runs BUNDLE's OpenVINO IR (or --model: an .xml/.onnx file in the bundle) on its testdata, after checking\n"
+    "  the model files against the manifest's sha256 and size_bytes (--no-verify skips that check)";
 
 ov::element::Type element_of(const std::string& dtype) {
     static const std::map<std::string, ov::element::Type> types = {
@@ -94,10 +96,12 @@ int main(int argc, char** argv) {
         std::string model = options.model;
         if (model.empty())  // OpenVINO reads the ONNX file too, for bundles exported without IR
             model = bundle.artifact(bundle.has_artifact("openvino") ? "openvino" : "onnx").at("path").get<std::string>();
+        const auto path = edgekit::model_file(bundle, model, !options.model.empty(), options.verify);
         edgekit::Report report;
         report.bundle = options.bundle, report.runtime = "openvino", report.api = "c++";
         report.device = options.device, report.model = model, report.tol = options.tol;
-        OpenVinoRunner runner((bundle.dir / model).string(), options.device, bundle.names("outputs"));
+        report.verified = options.verify;
+        OpenVinoRunner runner(path.string(), options.device, bundle.names("outputs"));
         edgekit::check_samples(bundle, report, [&](const std::vector<Tensor>& in) { return runner.run(in); });
         std::cout << report.to_json().dump() << std::endl;
         return report.passed() ? 0 : 1;

@@ -14,6 +14,7 @@
 
 #include "edgekit/bundle.hpp"
 #include "edgekit/check.hpp"
+#include "edgekit/integrity.hpp"
 
 namespace {
 
@@ -21,8 +22,9 @@ using edgekit::Error;
 using edgekit::Tensor;
 
 const char* kUsage =
-    "usage: edgekit_trt_run BUNDLE [--device GPU_INDEX] [--model FILE.engine] [--atol 1e-4] [--rtol 1e-3]\n"
-    "  runs the bundle's engine for this GPU's compute capability (or --model) on its testdata";
+    "usage: edgekit_trt_run BUNDLE [--device GPU_INDEX] [--model FILE.engine] [--atol 1e-4] [--rtol 1e-3] [--no-verify]\n"
+    "  runs the bundle's engine for this GPU's compute capability (or --model) on its testdata, after checking\n"
+    "  the engine against the manifest's sha256 and size_bytes (--no-verify skips that check)";
 
 void check_cuda(cudaError_t status, const std::string& what) {
     if (status != cudaSuccess) throw Error(what + ": " + cudaGetErrorString(status));
@@ -129,6 +131,9 @@ public:
             if (!in) throw Error("the testdata has no input '" + name + "'");
             staged.push_back(convert(*in, dtype_of(engine_->getTensorDataType(name.c_str()))));
             Tensor& t = staged.back();
+            if (t.shape.size() > static_cast<size_t>(nvinfer1::Dims::MAX_DIMS))  // dims.d holds MAX_DIMS entries
+                throw Error("input '" + name + "': rank " + std::to_string(t.shape.size()) + " exceeds TensorRT's " +
+                            std::to_string(nvinfer1::Dims::MAX_DIMS));
             nvinfer1::Dims dims{};
             dims.nbDims = static_cast<int32_t>(t.shape.size());
             for (size_t k = 0; k < t.shape.size(); ++k) dims.d[k] = static_cast<decltype(dims.d[0] + 0)>(t.shape[k]);
@@ -184,10 +189,12 @@ int main(int argc, char** argv) {
         const edgekit::Bundle bundle = edgekit::Bundle::load(options.bundle);
         if (bundle.samples.empty()) throw Error(options.bundle + ": the bundle has no testdata to check");
         const std::string engine = options.model.empty() ? pick_engine(bundle, gpu) : options.model;
+        const auto path = edgekit::model_file(bundle, engine, !options.model.empty(), options.verify);
         edgekit::Report report;
         report.bundle = options.bundle, report.runtime = "tensorrt", report.api = "c++";
         report.device = "cuda:" + std::to_string(gpu), report.model = engine, report.tol = options.tol;
-        TrtRunner runner((bundle.dir / engine).string(), gpu);
+        report.verified = options.verify;
+        TrtRunner runner(path.string(), gpu);
         edgekit::check_samples(bundle, report, [&](const std::vector<Tensor>& in) { return runner.run(in); });
         std::cout << report.to_json().dump() << std::endl;
         return report.passed() ? 0 : 1;

@@ -23,6 +23,7 @@ struct Tolerance {
 struct Options {
     std::string bundle, device = "CPU", model;
     Tolerance tol;
+    bool verify = true;  // check the model file against the manifest's sha256/size_bytes (--no-verify: off)
 };
 
 inline Options parse_options(int argc, char** argv, const std::string& usage) {
@@ -46,6 +47,7 @@ inline Options parse_options(int argc, char** argv, const std::string& usage) {
         if (arg == "-h" || arg == "--help") { std::cerr << usage << "\n"; std::exit(0); }
         else if (arg == "--device") o.device = value();
         else if (arg == "--model") o.model = value();
+        else if (arg == "--no-verify") o.verify = false;
         else if (arg == "--atol") o.tol.atol = number();
         else if (arg == "--rtol") o.tol.rtol = number();
         else if (!arg.empty() && arg[0] == '-') throw Error("unknown option " + arg + "\n" + usage);
@@ -58,6 +60,7 @@ inline Options parse_options(int argc, char** argv, const std::string& usage) {
 
 struct Report {
     std::string bundle, runtime, api, device, model;
+    bool verified = false;  // the model file was checked against the manifest
     Tolerance tol;
     size_t samples = 0, mismatches = 0;
     double max_abs_err = 0.0;
@@ -122,7 +125,7 @@ struct Report {
 
     json to_json() const {
         json out = {{"bundle", bundle}, {"runtime", runtime}, {"api", api}, {"device", device}, {"model", model},
-                    {"samples", samples}};
+                    {"verified", verified}, {"samples", samples}};
         out["max_abs_err"] = std::isfinite(max_abs_err) ? json(max_abs_err) : json(nullptr);
         out["mismatches"] = mismatches;
         out["atol"] = tol.atol;
