@@ -16,7 +16,7 @@ from edgekit.ui import Reporter, console
 
 def export_command(
     source: str = typer.Argument(..., help="zoo:NAME, file.py:factory, package.module:attr, model.pt2 or model.onnx"),
-    target: Optional[List[str]] = typer.Option(None, "--target", "-t", help="onnx, openvino, tensorrt (repeatable)."),
+    target: Optional[List[str]] = typer.Option(None, "--target", "-t", help="onnx, openvino, tensorrt, ort-mobile (repeatable)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Bundle directory (default: bundles/<name>)."),
     input: Optional[List[str]] = typer.Option(None, "--input", "-i", help="NAME:1x3xHxW:float32 (repeatable)."),
     dynamic: Optional[List[str]] = typer.Option(None, "--dynamic", help="NAME:AXIS[,AXIS] makes axes dynamic."),
@@ -37,6 +37,9 @@ def export_command(
     trt_arch: TrtArch = None,
     trt_shape: Optional[List[str]] = typer.Option(
         None, "--trt-shape", help="TensorRT profile: NAME:SHAPE (fixed) or NAME:MIN,OPT,MAX (repeatable)."),
+    ort_platform: str = typer.Option(
+        "arm", "--ort-platform", help="ort-mobile: the platform the .ort's fixed optimizations are for: arm (phones) "
+                                      "or amd64."),
     opset: int = typer.Option(18, help="ONNX opset."),
     tune_budget: Optional[float] = typer.Option(
         None, "--tune-budget", help="Then `edgekit tune` the bundle's knobs to this metric drop (exit thresholds, "
@@ -62,6 +65,8 @@ def export_command(
     dynamic_axes = dict(parse_dynamic_spec(s) for s in dynamic or [])
     out = out or Path("bundles") / default_name(source)
     check_destination(out, force)
+    if "ort-mobile" in targets and ort_platform not in ("arm", "amd64"):
+        raise EdgekitError(f"--ort-platform {ort_platform!r}: choose arm or amd64")
     if "tensorrt" in targets and trt_arch:
         from edgekit.export.trt_compat import parse_arch_list
 
@@ -75,6 +80,7 @@ def export_command(
         tolerance=tolerance_from(atol, rtol, rel_l2), force=force, opset=opset,
         extra_feeds=load_npz_feeds(data, model.inputs) if data else [],
         target_options={**({"trt_arch": trt_arch} if trt_arch else {}),
+                        **({"ort_platform": ort_platform} if "ort-mobile" in targets else {}),
                         **({"trt_shapes": dict(parse_profile_spec(t) for t in trt_shape)} if trt_shape else {})},
         calib=calib, calib_samples=calib_samples, max_drop=max_drop, metric=metric, adapter=adapter, slim=slim,
     )

@@ -50,7 +50,14 @@ def _build_tensorrt(ctx: BuildContext) -> list:
     return engines_from_onnx(ctx)
 
 
+def _build_ort_mobile(ctx: BuildContext) -> dict:
+    from edgekit.export.ort_mobile import ort_from_onnx
+
+    return ort_from_onnx(ctx.onnx_path, ctx.root, ctx.options.get("ort_platform", "arm"), log=ctx.log)
+
+
 TARGETS: Registry[Target] = Registry("target")
 TARGETS.add("onnx", Target("onnx", "onnxruntime", _build_onnx, ("fp32", "int8")))
 TARGETS.add("openvino", Target("openvino", "openvino", _build_openvino, ("fp32", "fp16", "int8")))
 TARGETS.add("tensorrt", Target("tensorrt", "tensorrt", _build_tensorrt, ("fp32", "fp16", "int8")))
+TARGETS.add("ort-mobile", Target("ort-mobile", "ort-mobile", _build_ort_mobile, ("fp32", "int8")))

@@ -40,3 +40,12 @@ class OnnxRuntimeRunner(BaseRunner):
 def runner_from_bundle(bundle, threads: int | None = None, **_) -> OnnxRuntimeRunner:
     m = bundle.manifest
     return OnnxRuntimeRunner(bundle.artifact_path("onnx"), m.inputs, m.outputs, threads=threads)
+
+
+def mobile_runner_from_bundle(bundle, threads: int | None = None, **_) -> OnnxRuntimeRunner:
+    """The bundle's `model.ort` (ONNX Runtime Mobile's format) in this machine's ONNX Runtime: the same
+    kernels a phone's ORT build runs, so its parity here is the artifact's parity there."""
+    m = bundle.manifest
+    runner = OnnxRuntimeRunner(bundle.artifact_path("ort-mobile"), m.inputs, m.outputs, threads=threads)
+    runner.name = "ort-mobile"
+    return runner
