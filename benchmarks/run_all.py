@@ -4,7 +4,7 @@
     python benchmarks/run_all.py --quick    # smoke run, < 5 min: fewer iterations, smaller inputs
 
 Each section exports what it needs with edgekit's own pipeline (bundles under benchmarks/results/bundles,
-not committed), times every row in an isolated child process (`edgekit.bench.plan`), writes
+not committed), times every row in an isolated child process (`edgekit.bench.parent`), writes
 benchmarks/results/<section>.json with the machine's description, and rewrites the section's table in
 benchmarks/README.md between its `<!-- results:NAME -->` markers. Ratios are to PyTorch eager measured
 in the same run; latencies are medians.

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 
 class EdgekitError(Exception):
-    """A problem the user can fix: bad spec, bad shape, missing backend, failed parity."""
+    """A problem the user can fix: bad spec, bad shape, missing backend, failed parity.
+
+    `hint`, when set, is one line on what to change (edgekit.hints); the CLI prints it under the error."""
 
     exit_code = 1
+    hint: str | None = None
 
 
 class SourceError(EdgekitError):
@@ -40,4 +43,6 @@ class ValidationFailed(EdgekitError):
 
 def missing_extra(backend: str, module: str, extra: str) -> BackendUnavailable:
     """The error for an optional dependency that is not installed."""
-    return BackendUnavailable(backend, f"{module} not installed (pip install 'edgekit[{extra}]')")
+    error = BackendUnavailable(backend, f"{module} not installed (pip install 'edgekit[{extra}]')")
+    error.hint = f"install the extra: pip install 'edgekit[{extra}]'"
+    return error

@@ -9,11 +9,13 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from edgekit.bundle import Bundle, Manifest, finalize_artifacts, staged_bundle, write_json_atomic
 from edgekit.errors import EdgekitError, ExportError, ValidationFailed
+from edgekit.export import cached
+from edgekit.export.cache import ExportCache
 from edgekit.export.controlflow import check_control_flow_kept, control_flow_counts, load_onnx
 from edgekit.export.targets import TARGETS, BuildContext
 from edgekit.validation.parity import artifact_precision, failure_message, validate_export
@@ -44,6 +46,7 @@ class ExportOptions:
     reuse: Path | None = None  # `edgekit quantize`: take the fp32 ONNX (+ model.pt2) from this bundle
     max_drop: float | None = None  # --max-drop: int8 accuracy budget on `metric`
     metric: str | None = None  # --metric: psnr | si_sdr | cosine | FILE.py:fn (None: the model's own)
+    cache: bool = True  # reuse ONNX, target builds and reference outputs from the export cache (export/cache.py)
 
 
 def check_targets(targets, precision: str) -> tuple[str, ...]:
@@ -68,7 +71,10 @@ def export_bundle(source: ModelSource, out: Path, options: ExportOptions, report
     if options.adapter is not None:
         source, prune = _stage_adapter(source, options.adapter, reporter)
     with staged_bundle(out, force=options.force) as root:
-        artifacts, control_flow, reference = _stage_onnx(source, root, log_path, options, reporter)
+        cache = ExportCache.open(options.cache)
+        if cache is not None and source.kind != "onnx":  # keys the ONNX and the reference's outputs
+            cache = replace(cache, source_key=cache.onnx_key(source, options.opset, options.slim, options.adapter))
+        artifacts, control_flow, reference = _stage_onnx(source, root, log_path, options, reporter, cache)
         if prune is not None:
             shutil.copyfile(options.adapter, root / ADAPTER_FILE)
             artifacts["adapter"] = {"path": ADAPTER_FILE}
@@ -82,10 +88,10 @@ def export_bundle(source: ModelSource, out: Path, options: ExportOptions, report
                               **options.target_options}
             ctx = BuildContext(root, root / "model.onnx", options.precision, target_options, log=reporter.note)
             with reporter.stage(f"{name}: build ({options.precision})"):
-                artifacts[name] = TARGETS.get(name).build(ctx)
+                artifacts[name] = cached.target_build(cache, name, ctx, TARGETS.get(name).build)
         validation = {}
         if options.validate:
-            validation = validate_export(source, root, artifacts, outputs, options, reporter)
+            validation = validate_export(source, root, artifacts, outputs, options, reporter, cache=cache)
             failed = [v for v in validation.values() if not v]
         manifest = Manifest(
             source={"spec": source.spec, "kind": source.kind, "sha256": source.sha256},
@@ -124,7 +130,7 @@ def _stage_adapter(source: ModelSource, adapter: Path, reporter) -> tuple[ModelS
     return replace(source, module=module, validation_feeds=module_validation_feeds(module)), block
 
 
-def _stage_onnx(source, root, log_path, options, reporter):
+def _stage_onnx(source, root, log_path, options, reporter, cache=None):
     """Write model.onnx (and model.pt2 for torch sources); return artifacts, control flow, reference."""
     artifacts: dict = {}
     if options.reuse is not None:
@@ -143,7 +149,16 @@ def _stage_onnx(source, root, log_path, options, reporter):
         artifacts["onnx"] = _onnx_entry(root, opset)
         return artifacts, control_flow_counts(model), {"runtime": "onnxruntime", "artifact": "onnx"}
 
+    key = cache.source_key if cache is not None else None
+    return cached.onnx_stage(cache, key, root, reporter, "torch.export → onnx",
+                             lambda: _export_torch(source, root, log_path, options, reporter))
+
+
+def _export_torch(source, root, log_path, options, reporter):
+    """torch.export → model.onnx (cleaned) + model.pt2: the stage the export cache keeps."""
     from edgekit.export.onnx import onnx_from_torch
+
+    artifacts: dict = {}
 
     with reporter.stage("torch.export → onnx"):
         exported = onnx_from_torch(source, root / "model.onnx", log_path, opset=options.opset)
@@ -180,9 +195,10 @@ def _reuse_onnx(bundle: Bundle, root: Path, reporter):
         for key in ("onnx", "torch"):
             if key in m.artifacts:
                 entry = dict(m.artifacts[key])
+                bundle.verified_path(entry, key)  # contained and matching its sha256 (unless --no-verify)
                 for field_name in ("path", "data"):
                     if field_name in entry:
-                        shutil.copyfile(bundle.path / entry[field_name], root / entry[field_name])
+                        shutil.copyfile(bundle.file(entry[field_name], key), root / entry[field_name])
                 artifacts[key] = {k: v for k, v in entry.items() if k not in ("sha256", "size_bytes")}
     return artifacts, m.control_flow, m.reference
 
@@ -193,17 +209,13 @@ def source_from_bundle(bundle: Bundle):
     bundle's own model.pt2 (or model.onnx for ONNX sources). Returns (source, adapter file or None)."""
     from dataclasses import replace
 
-    from edgekit.sources import resolve_source
+    from edgekit.sources import resolve_source, zoo_source_of
 
     m = bundle.manifest
     adapter = bundle.artifact_path("adapter") if "adapter" in m.artifacts else None
-    if m.source.get("kind") in ("zoo", "file", "module"):
-        try:
-            source = resolve_source(m.source["spec"])
-        except EdgekitError:
-            source = None
-        if source is not None and source.sha256 == m.source.get("sha256"):
-            return source, adapter
+    source = zoo_source_of(m.source)  # bundles are data: only an installed zoo model is rebuilt, never a file
+    if source is not None and source.sha256 == m.source.get("sha256"):
+        return source, adapter
     key = "torch" if "torch" in m.artifacts else "onnx"
     source = resolve_source(str(bundle.artifact_path(key)))
     return replace(source, spec=m.source.get("spec", source.spec)), None

@@ -5,14 +5,26 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# The export cache (edgekit/export/cache.py) of a test run: a fresh folder per session, never the user's
+# ~/.cache, so no result depends on an earlier run; CLI subprocesses (run_cli) inherit it. Tests of the cache
+# itself point EDGEKIT_CACHE at their tmp_path.
+SESSION_CACHE = tempfile.mkdtemp(prefix="edgekit-test-cache-")
+os.environ["EDGEKIT_CACHE"] = SESSION_CACHE
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(SESSION_CACHE, ignore_errors=True)
 
 
 def _has(module: str) -> bool:

@@ -5,6 +5,8 @@ time and peak memory of one runtime never bleed into another's; rendering lives 
 from __future__ import annotations
 
 import multiprocessing
+import signal
+import time
 from typing import Callable
 
 from edgekit.bench.stats import BenchCase, BenchResult, BenchSettings
@@ -37,8 +39,14 @@ def measure_in_child(bundle_path, case: BenchCase, settings: BenchSettings, feed
     proc.start()
     send.close()  # the child holds the only writer now: EOF means it has exited
     result = None
+    timeout = settings.row_timeout_s()
+    deadline = time.monotonic() + timeout
+    hung = False
     try:
         while result is None:
+            if not receive.poll(max(0.0, deadline - time.monotonic())):
+                hung = True  # a hung backend (or a row far slower than its budget) must not hang bench or a sweep
+                break
             try:
                 kind, value = receive.recv()
             except EOFError:  # the child died without reporting (crash, kill)
@@ -51,9 +59,36 @@ def measure_in_child(bundle_path, case: BenchCase, settings: BenchSettings, feed
     finally:
         if proc.is_alive():
             proc.terminate()
-            proc.join()
+            proc.join(timeout=5)
+            if proc.is_alive():  # ignores SIGTERM (stuck in native code)
+                proc.kill()
+                proc.join()
         receive.close()
     if result is None:
-        reason = f"the benchmark worker exited with code {proc.exitcode} before reporting"
-        return BenchResult(case.runtime, "failed", case.precision, reason, mode=case.mode, batch=settings.batch)
+        if hung:
+            reason = f"timed out after {timeout:g} s: the benchmark worker hung or was too slow (--timeout S)"
+        else:
+            reason = f"the benchmark worker {_exit_reason(proc.exitcode)} before reporting"
+        return BenchResult(case.runtime, "failed", case.precision, reason, mode=case.mode, batch=settings.batch,
+                           size_mb=case.size_mb)
     return result
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            pass
+    return f"exited with code {code}"
+
+
+def failed_rows_message(results: list[BenchResult]) -> str | None:
+    """One line for a run whose requested rows failed (bench exits 1 after printing everything), else None.
+    `unavailable` rows (TensorRT without a GPU) are not failures."""
+    failed = [r for r in results if r.status == "failed"]
+    if not failed:
+        return None
+    first = failed[0]
+    more = f" (+{len(failed) - 1} more)" if len(failed) > 1 else ""
+    return f"{len(failed)} of {len(results)} benchmark rows failed — {first.label}: {first.reason}{more}"

@@ -21,6 +21,7 @@ import numpy as np
 DEFAULT_ITERS = 200
 DEFAULT_SECONDS = 20.0
 DEFAULT_MIN_ITERS = 10
+ROW_TIMEOUT_S = 600.0
 
 
 @dataclass
@@ -85,16 +86,22 @@ class BenchSettings:
     threads: int | None = None
     batch: int = 1
     min_iters: int = 1
+    timeout_s: float | None = None  # a row's child is stopped (a failed row) after this; None: row_timeout_s()
 
     @classmethod
     def from_options(cls, warmup: int, iters: int | None, seconds: float | None, threads: int | None = None,
-                     batch: int = 1) -> "BenchSettings":
+                     batch: int = 1, timeout_s: float | None = None) -> "BenchSettings":
         """The CLI's rule: --iters forces a count, --seconds a time budget, neither the bounded default."""
         if iters is not None:
-            return cls(warmup, iters, None, threads, batch)
+            return cls(warmup, iters, None, threads, batch, timeout_s=timeout_s)
         if seconds is not None:
-            return cls(warmup, None, seconds, threads, batch)
-        return cls(warmup, DEFAULT_ITERS, DEFAULT_SECONDS, threads, batch, DEFAULT_MIN_ITERS)
+            return cls(warmup, None, seconds, threads, batch, timeout_s=timeout_s)
+        return cls(warmup, DEFAULT_ITERS, DEFAULT_SECONDS, threads, batch, DEFAULT_MIN_ITERS, timeout_s)
+
+    def row_timeout_s(self) -> float:
+        """How long one row's child may run: --timeout, else 10 min (a TensorRT engine or a large IR can take
+        minutes to load) plus three times the time budget."""
+        return self.timeout_s or ROW_TIMEOUT_S + 3 * (self.seconds or 0)
 
 
 class WallClock:

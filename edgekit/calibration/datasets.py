@@ -1,6 +1,7 @@
 """Calibration data sets: each is a list of feed dicts (input name → numpy array) checked against the
-model's inputs. Sources: an `.npz` of feeds, a folder of images, a folder of wav files, a Python
-`file.py:fn` that yields feeds, or the model's own `calibration_feeds(n)` hook (zoo models ship data).
+model's inputs. Sources: `.npz`/`.npy` feed files or a folder of them (layouts: `edgekit.feedfiles`), a
+folder of images, a folder of wav files, a Python `file.py:fn` that yields feeds, or the model's own
+`calibration_feeds(n)` hook (zoo models ship data).
 
 `--calib-samples N` takes a deterministic, evenly spread subset of N items (sorted file names).
 """
@@ -14,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from edgekit.errors import EdgekitError
+from edgekit.feedfiles import FEED_SUFFIXES, is_feed_path, load_feed_file
 from edgekit.specs import TensorSpec, feed_problem, np_dtype
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -44,15 +46,16 @@ def _from_spec(spec, inputs, example, samples, model):
     path = Path(spec)
     if not path.exists():
         raise EdgekitError(f"--calib {spec}: does not exist")
-    if path.suffix == ".npz":
-        from edgekit.validation.compare import load_npz_feeds
-
-        return load_npz_feeds(path, inputs), spec
     if not path.is_dir():
-        raise EdgekitError(f"--calib {spec}: expected a folder, a .npz or file.py:fn")
+        if path.suffix.lower() not in FEED_SUFFIXES:
+            raise EdgekitError(f"--calib {spec}: expected a folder, a .npz, a .npy or file.py:fn")
+        return load_feed_file(path, inputs, "--calib", defaults=example), spec
     files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES + AUDIO_SUFFIXES)
+    if not files and is_feed_path(path):  # arrays: .npz/.npy layouts of edgekit.feedfiles
+        return load_feed_file(path, inputs, "--calib", defaults=example), spec
     if not files:
-        raise EdgekitError(f"--calib {spec}: no images ({', '.join(IMAGE_SUFFIXES)}) or wav files in the folder")
+        raise EdgekitError(f"--calib {spec}: no images ({', '.join(IMAGE_SUFFIXES)}), wav, .npz or .npy files "
+                           "in the folder")
     files = _subset(files, samples)
     target = _tensor_input(inputs, spec)
     reader = _image_feed if files[0].suffix.lower() in IMAGE_SUFFIXES else _audio_feed

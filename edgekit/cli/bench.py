@@ -8,7 +8,8 @@ from typing import List, Optional
 
 import typer
 
-from edgekit.cli.common import AsJson, Feed, JsonOut, feeds_from, split_values
+from edgekit.cli.common import AsJson, Feed, JsonOut, NoVerify, feeds_from, split_values
+from edgekit.errors import EdgekitError
 from edgekit.ui import console
 
 
@@ -27,13 +28,17 @@ def bench_command(
         None, "--precision", help="OpenVINO inference precision hints to time, e.g. bf16 (default: the artifact's, "
                                   "plus bf16 on CPUs with avx512_bf16/amx)."),
     feed: Feed = None,
+    timeout: Optional[float] = typer.Option(
+        None, min=0.1, help="Seconds a row may take before its process is stopped and the row fails "
+                            "(default: 600 + 3 × --seconds)."),
+    no_verify: NoVerify = False,
     as_json: AsJson = False,
     report: Optional[Path] = typer.Option(None, "--report", help="Write a Markdown report (machine + table)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG of the latency distributions."),
 ):
     """Time every runtime on the bundle, each in its own process: latency p50/p90/p99, throughput, load
     time, peak memory, ratio to PyTorch eager."""
-    from edgekit.bench.parent import run_cases
+    from edgekit.bench.parent import failed_rows_message, run_cases
     from edgekit.bench.plan import bench_feed, plan_cases
     from edgekit.bench.report import (bench_progress, notes, require_matplotlib, results_table, write_plot,
                                       write_report)
@@ -43,7 +48,7 @@ def bench_command(
     from edgekit.runtimes import RUNNERS, runtimes_for
 
     json_out = JsonOut(as_json)
-    bundle = Bundle.load(bundle_path)
+    bundle = Bundle.load(bundle_path, verify=not no_verify)
     runtimes = split_values(runtime) or runtimes_for(bundle)
     for name in runtimes:
         RUNNERS.get(name)
@@ -51,8 +56,11 @@ def bench_command(
         require_matplotlib()  # fail before minutes of timing, not after
     overrides = feeds_from(feed)
     data = bench_feed(bundle, overrides, batch)
-    settings = BenchSettings.from_options(warmup, iters, seconds, threads, batch or 1)
+    settings = BenchSettings.from_options(warmup, iters, seconds, threads, batch or 1, timeout)
     cases = plan_cases(bundle, runtimes, device, split_values(precision) or None, cpu_info()["isa"])
+    # once here, not in each row's child (whose load time it would inflate); --no-verify: containment only
+    planned = {RUNNERS.get(c.runtime).artifact for c in cases if not c.unavailable}
+    bundle.verify_artifacts(planned | ({"adapter", "testdata"} & set(bundle.manifest.artifacts)))
     with bench_progress(console, cases) as on_event:
         results = run_cases(bundle, cases, settings, data, on_event)
     add_torch_ratios(results)
@@ -60,7 +68,8 @@ def bench_command(
         "bundle": str(bundle_path), "source": bundle.manifest.source.get("spec"), "feed": overrides,
         "inputs": {k: {"shape": list(v.shape), "dtype": v.dtype.name} for k, v in data.items()},
         "settings": {"warmup": warmup, "iters": settings.iters, "seconds": settings.seconds, "threads": threads,
-                     "batch": settings.batch, "device": device, "min_iters": settings.min_iters},
+                     "batch": settings.batch, "device": device, "min_iters": settings.min_iters,
+                     "timeout_s": settings.row_timeout_s(), "verified": not no_verify},
         "pid": os.getpid(), "machine": environment(), "results": [r.to_json() for r in results],
     }
     json_out.emit(payload)
@@ -74,3 +83,6 @@ def bench_command(
     if plot:
         write_plot(plot, results, title)
         console.print(f"plot: {plot}")
+    failed = failed_rows_message(results)
+    if failed:  # after printing everything: scripts can trust the exit code, --json still has every row
+        raise EdgekitError(failed)

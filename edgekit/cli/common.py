@@ -5,7 +5,6 @@ commands declare (one declaration each, as `Annotated` types), and the export-an
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Annotated, List, Optional
 import typer
 
 
+from edgekit import jsonsafe
 from edgekit.errors import EdgekitError, ValidationFailed
 from edgekit.ui import console
 
@@ -23,7 +23,7 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 Force = Annotated[bool, typer.Option("--force", help="Replace an existing bundle at --out.")]
 Samples = Annotated[int, typer.Option(min=1, help="Validation samples.")]
 Calib = Annotated[Optional[str], typer.Option(
-    help="int8 calibration data: image/wav folder, feeds .npz or file.py:fn.")]
+    help="int8 calibration data: image/wav folder, .npz/.npy feeds (or a folder of them) or file.py:fn.")]
 CalibSamples = Annotated[int, typer.Option(min=1, help="Calibration samples (deterministic subset).")]
 MaxDrop = Annotated[Optional[float], typer.Option(
     "--max-drop", help="int8: keep the most sensitive layers in float until --metric drops at most this.")]
@@ -33,7 +33,11 @@ TrtArch = Annotated[Optional[str], typer.Option("--trt-arch", help="TensorRT arc
 Feed = Annotated[Optional[List[str]], typer.Option("--feed", help="NAME=VALUE for a scalar input (repeatable).")]
 Atol = Annotated[Optional[float], typer.Option(help="Absolute tolerance (default by precision).")]
 Rtol = Annotated[Optional[float], typer.Option(help="Relative tolerance (default by precision).")]
+NoVerify = Annotated[bool, typer.Option(
+    "--no-verify", help="Use the artifacts without checking them against the manifest's sha256 (recorded).")]
 RelL2 = Annotated[Optional[float], typer.Option("--rel-l2", help="Max relative L2 error (default by precision).")]
+UseCache = Annotated[bool, typer.Option(
+    "--cache/--no-cache", help="Reuse ONNX, engines and reference outputs from the export cache ($EDGEKIT_CACHE).")]
 
 
 class JsonOut:
@@ -50,7 +54,7 @@ class JsonOut:
 
     def emit(self, data) -> None:
         if self._file is not None:
-            self._file.write(json.dumps(data, indent=2, default=str) + "\n")
+            self._file.write(jsonsafe.dumps(data, indent=2, default=str) + "\n")
             self._file.flush()
 
 
@@ -77,6 +81,13 @@ def tolerance_from(atol, rtol, rel_l2):
         return None
     return Tolerance(atol if atol is not None else 1e-4, rtol if rtol is not None else 1e-3,
                      rel_l2 if rel_l2 is not None else 1e-5)
+
+
+def apply_cache_flag(cache: bool) -> None:
+    """--no-cache: this command neither reads nor writes the export cache, source hooks included
+    (sources/feedcache.py reads EDGEKIT_CACHE), so the command's process sees EDGEKIT_CACHE=off."""
+    if not cache:
+        os.environ["EDGEKIT_CACHE"] = "off"
 
 
 def check_max_drop(max_drop: Optional[float]) -> None:

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from edgekit.cli.common import JsonOut
+from edgekit.cli.common import JsonOut, NoVerify
 from edgekit.errors import EdgekitError
 from edgekit.ui import Reporter, console
 
@@ -22,6 +22,7 @@ def debug_command(
     precision: Optional[str] = typer.Option(None, help="Only int8 (with --sensitivity)."),
     top: int = typer.Option(10, help="Rows of the sensitivity table."),
     report: Optional[Path] = typer.Option(None, help="Write a Markdown report (+ a PNG of the error along the graph)."),
+    no_verify: NoVerify = False,
     as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
 ):
     """Find the first tensor where a runtime departs from ONNX Runtime fp32 (If/Loop bodies included),
@@ -31,7 +32,7 @@ def debug_command(
     from edgekit.validation.testdata import read_testdata
 
     json_out = JsonOut(as_json)
-    bundle = Bundle.load(bundle_path)
+    bundle = Bundle.load(bundle_path, verify=not no_verify)
     reporter = Reporter()
     if sensitivity or precision == "int8":
         with reporter.stage("int8 sensitivity: one layer back in float at a time"):
@@ -48,7 +49,7 @@ def debug_command(
         if report:
             _write_sensitivity_report(report, bundle_path, base, ranked)
         return
-    count = len(read_testdata(bundle.path))
+    count = len(read_testdata(bundle.path, bundle.verify))
     candidates = [sample] if sample is not None else list(range(count))
     if bisect:
         with reporter.stage(f"bisect {runtime} vs onnxruntime fp32"):

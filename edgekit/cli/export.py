@@ -8,8 +8,8 @@ from typing import List, Optional
 import typer
 
 from edgekit.cli.common import (AsJson, Atol, Calib, CalibSamples, Force, JsonOut, MaxDrop, Metric, RelL2, Rtol,
-                                Samples, TrtArch, check_max_drop, check_metric, default_name, export_and_report,
-                                split_values, tolerance_from)
+                                Samples, TrtArch, UseCache, apply_cache_flag, check_max_drop, check_metric,
+                                default_name, export_and_report, split_values, tolerance_from)
 from edgekit.errors import EdgekitError
 from edgekit.ui import Reporter, console
 
@@ -33,7 +33,8 @@ def export_command(
     atol: Atol = None,
     rtol: Rtol = None,
     rel_l2: RelL2 = None,
-    data: Optional[Path] = typer.Option(None, help=".npz with validation feeds (keys NAME or K/NAME)."),
+    data: Optional[Path] = typer.Option(
+        None, help="Validation feeds: .npz (one array per input with a sample axis, or K/NAME keys), .npy or a folder."),
     trt_arch: TrtArch = None,
     trt_shape: Optional[List[str]] = typer.Option(
         None, "--trt-shape", help="TensorRT profile: NAME:SHAPE (fixed) or NAME:MIN,OPT,MAX (repeatable)."),
@@ -47,6 +48,7 @@ def export_command(
     tune_data: Optional[str] = typer.Option(
         None, "--tune-data", help="Data for --tune-budget (default: a zoo model's own task data)."),
     force: Force = False,
+    cache: UseCache = True,
     as_json: AsJson = False,
 ):
     """Export a model to a bundle: ONNX plus compiled targets, validated against the reference."""
@@ -57,6 +59,7 @@ def export_command(
     from edgekit.validation.compare import load_npz_feeds
 
     json_out = JsonOut(as_json)
+    apply_cache_flag(cache)
     targets = check_targets(split_values(target), precision)
     if (max_drop is not None or metric is not None) and precision != "int8":
         raise EdgekitError("--max-drop/--metric apply to --precision int8")
@@ -83,6 +86,7 @@ def export_command(
                         **({"ort_platform": ort_platform} if "ort-mobile" in targets else {}),
                         **({"trt_shapes": dict(parse_profile_spec(t) for t in trt_shape)} if trt_shape else {})},
         calib=calib, calib_samples=calib_samples, max_drop=max_drop, metric=metric, adapter=adapter, slim=slim,
+        cache=cache,
     )
     tuning = tune_budget is not None or tune_data is not None
     export_and_report(model, out, options, reporter, json_out, emit=not tuning)
@@ -93,7 +97,8 @@ def export_command(
         if not model.knobs:
             raise EdgekitError(f"--tune-budget: {source} declares no run-time knobs (a tuning_knobs() hook); the "
                                f"bundle at {out} is written, untuned")
-        result = tune_bundle(Bundle.load(out), data=tune_data, budget=tune_budget, reporter=reporter)
+        result = tune_bundle(Bundle.load(out), data=tune_data, budget=tune_budget, reporter=reporter,
+                             data_flag="--tune-data")
         json_out.emit(Bundle.load(out).manifest.to_json())
         chosen = result["chosen"]
         console.print(f"[green]tuned:[/] {chosen['setting']} · {result['metric']} drop {chosen['drop']:.4f} ≤ "

@@ -11,8 +11,8 @@ from typing import List, Optional
 
 import typer
 
-from edgekit.cli.common import (AsJson, Calib, CalibSamples, Force, JsonOut, MaxDrop, Metric, Samples, TrtArch,
-                                check_max_drop, check_metric, export_and_report)
+from edgekit.cli.common import (AsJson, Calib, CalibSamples, Force, JsonOut, MaxDrop, Metric, Samples, TrtArch, UseCache,
+                                apply_cache_flag, check_max_drop, check_metric, export_and_report)
 from edgekit.errors import EdgekitError
 from edgekit.ui import Reporter
 
@@ -29,6 +29,7 @@ def quantize_command(
     trt_arch: TrtArch = None,
     samples: Samples = 8,
     force: Force = False,
+    cache: UseCache = True,
     as_json: AsJson = False,
 ):
     """Quantize an exported fp32 bundle to INT8 (If/Loop bodies included), validated against fp32 PyTorch."""
@@ -36,6 +37,7 @@ def quantize_command(
     from edgekit.pipeline import ExportOptions, check_targets, source_from_bundle
 
     json_out = JsonOut(as_json)
+    apply_cache_flag(cache)
     check_max_drop(max_drop)
     bundle = Bundle.load(bundle_path)
     compiled = [k for k in bundle.manifest.artifacts if k in ("openvino", "tensorrt")]
@@ -51,6 +53,6 @@ def quantize_command(
     options = ExportOptions(
         targets=targets, precision="int8", samples=samples, force=force, calib=calib, calib_samples=calib_samples,
         max_drop=max_drop, metric=metric, adapter=adapter, reuse=bundle_path,
-        target_options={"trt_arch": trt_arch} if trt_arch else {},
+        target_options={"trt_arch": trt_arch} if trt_arch else {}, cache=cache,
     )
     export_and_report(source, out, options, reporter, json_out, what="int8 bundle")

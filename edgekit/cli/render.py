@@ -47,7 +47,7 @@ def print_inspect(info: dict) -> None:
                     # the most frequent layer types, plus every control-flow and Q/DQ type whatever its count
                     shown = list(e["layers"])[:6] + [k for k in e["layers"] if k in KEY_LAYERS]
                     details += "; layers: " + ", ".join(f"{k}×{e['layers'][k]}" for k in dict.fromkeys(shown))
-                table.add_row(key, e["path"], e.get("precision", "fp32"),
+                table.add_row(key, e["path"], e.get("precision", "-" if key == "testdata" else "fp32"),
                               f"{e.get('size_bytes', 0) / 1e6:.2f}", details)
         console.print(table)
         print_validation(manifest.get("validation", {}))

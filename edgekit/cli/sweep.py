@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -10,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from edgekit.cli.common import JsonOut
+from edgekit import jsonsafe
 from edgekit.errors import EdgekitError
 from edgekit.ui import console
 
@@ -22,20 +22,22 @@ def sweep_command(
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="Local worker processes (default: half the cores)."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write a Markdown report (+ a PNG scatter beside it)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write the latency-vs-metric scatter (PNG)."),
+    timeout: Optional[float] = typer.Option(
+        None, "--timeout", min=1, help="Seconds one stage may run locally before it fails as hung (default 4 h)."),
     as_json: bool = typer.Option(False, "--json", help="Print the sweep result as JSON on stdout."),
 ):
     """Export, validate and benchmark every cell of a sweep (density × precision × runtime × shape × feeds ×
     device), sharing stages through a cache; show the Pareto front and the variant to ship per device."""
     from edgekit.env import environment
     from edgekit.sweep import load_config, run_sweep
-    from edgekit.sweep.executors import LocalExecutor, RayExecutor
+    from edgekit.sweep.executors import TASK_TIMEOUT_S, LocalExecutor, RayExecutor
     from edgekit.sweep.report import failure_notes, markdown, require_matplotlib, rich_table, write_plot
 
     json_out = JsonOut(as_json)
     config = load_config(config_path)
     if plot:
         require_matplotlib()  # fail before the sweep, not after
-    executor = RayExecutor(ray, config.local_device) if ray else LocalExecutor(jobs)
+    executor = RayExecutor(ray, config.local_device) if ray else LocalExecutor(jobs, timeout or TASK_TIMEOUT_S)
     progress = _Progress()
     try:
         with console.status("sweep: checking the model and planning…") as status:
@@ -45,7 +47,7 @@ def sweep_command(
         executor.close()
     result.machine = environment()
     config.out.mkdir(parents=True, exist_ok=True)
-    (config.out / "sweep.json").write_text(json.dumps(result.to_json(), indent=2, default=str) + "\n")
+    (config.out / "sweep.json").write_text(jsonsafe.dumps(result.to_json(), indent=2, default=str) + "\n")
     json_out.emit(result.to_json())
     console.print(rich_table(result))
     for note in failure_notes(result):
@@ -65,8 +67,10 @@ def sweep_command(
         report.write_text(f"# edgekit sweep {result.name}\n\n" + markdown(result, png))
         console.print(f"report: {report}")
     console.print(f"results: {config.out / 'sweep.json'}")
-    if not result:
-        raise EdgekitError(f"{config_path}: every cell failed (reasons above)")
+    failed = [c for c in result.cells if c.status == "failed" and not c.unavailable]
+    if failed:  # after printing everything; cells that cannot run on this machine are not failures
+        raise EdgekitError(f"{config_path}: {len(failed)} of {len(result.cells)} cells failed — "
+                           f"{failed[0].id}: {failed[0].reason}" + (" (+ more above)" if len(failed) > 1 else ""))
 
 
 class _Progress:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import ExportError
+from edgekit.hints import hint_for_exception
 from edgekit.sources import ModelSource
 from edgekit.ui import quiet_fds
 
@@ -168,4 +169,6 @@ def _export_error(stage: str, spec: str, exc: Exception, log) -> ExportError:
     log.write(f"\n{stage} failed:\n{traceback.format_exc()}\n")
     log.flush()
     reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-    return ExportError(f"{spec}: {stage} failed: {type(exc).__name__}: {reason} (full log: {log.name})")
+    error = ExportError(f"{spec}: {stage} failed: {type(exc).__name__}: {reason} (full log: {log.name})")
+    error.hint = hint_for_exception(exc)
+    return error

@@ -5,13 +5,13 @@ for `edgekit export --adapter`)."""
 from __future__ import annotations
 
 import copy
-import json
 import os
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
+from edgekit import jsonsafe
 from edgekit.errors import EdgekitError
 from edgekit.ui import SILENT, Reporter
 
@@ -100,7 +100,7 @@ def prune_model(source, out: Path, *, density: float, importance: str = "magnitu
             _save_program(replace(source, module=module), staging / "model.pt2")
         report = _report(source, meta, plan, result, before, after, recover_minutes,
                          sha256_file(staging / "adapter.safetensors"))
-        (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        (staging / "report.json").write_text(jsonsafe.dumps(report, indent=2) + "\n")
     return {**report, "model": str((out / "model.pt2").resolve()), "adapter": str((out / "adapter.safetensors").resolve())}
 
 

@@ -34,7 +34,10 @@ class OnnxRuntimeRunner(BaseRunner):
 
     def run(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed = self.check_feed(feed)
-        return dict(zip(self._names, self._session.run(self._names, feed)))
+        try:
+            return dict(zip(self._names, self._session.run(self._names, feed)))
+        except Exception as exc:  # ORT's own exceptions (a bad graph, a shape it rejects): one line, not a traceback
+            raise EdgekitError(f"onnxruntime: run failed: {' '.join(str(exc).split())[:300]}") from exc
 
 
 def runner_from_bundle(bundle, threads: int | None = None, **_) -> OnnxRuntimeRunner:

@@ -44,7 +44,10 @@ class OpenVINORunner(BaseRunner):
 
     def run(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed = self.check_feed(feed)
-        result = self._request.infer(feed)
+        try:
+            result = self._request.infer(feed)
+        except Exception as exc:  # OpenVINO's internal exception text: one line, not a traceback
+            raise EdgekitError(f"openvino: inference failed: {' '.join(str(exc).split())[:300]}") from exc
         # copy: OpenVINO returns views of its own output buffers, which the next request overwrites
         return {name: np.array(result[port]) for port, name in self._ports}
 

@@ -122,7 +122,7 @@ def runner_from_bundle(bundle, device: int | str = 0, precision: str | None = No
                                              f"for {built} (re-export with --trt-arch {gpu.lower()})")
     entry = match[0]
     m = bundle.manifest
-    return TensorRTRunner(bundle.path / entry["path"], m.inputs, m.outputs, device=index,
+    return TensorRTRunner(bundle.verified_path(entry, "tensorrt"), m.inputs, m.outputs, device=index,
                           compute_capability=entry["compute_capability"], precision=entry.get("precision", "fp32"))
 
 

@@ -6,6 +6,7 @@ from typing import Mapping
 
 import numpy as np
 
+from edgekit.errors import EdgekitError
 from edgekit.runtimes.base import BaseRunner
 from edgekit.specs import TensorSpec
 
@@ -28,14 +29,18 @@ class TorchRunner(BaseRunner):
 
         feed = self.check_feed(feed)
         args = [torch.from_numpy(np.array(feed[s.name])) for s in self._inputs]
-        with torch.inference_mode():
-            result = self._module(*args)
+        try:
+            with torch.inference_mode():
+                result = self._module(*args)
+        except Exception as exc:  # the model's own error on this feed: one line naming it, not a traceback
+            raise EdgekitError(f"torch: the model raised {type(exc).__name__}: "
+                               f"{' '.join(str(exc).split())[:300]}") from exc
         if isinstance(result, torch.Tensor):
             result = (result,)
         values = [r.detach().cpu().numpy() for r in result]
         if len(values) != len(self._outputs):
             names = ", ".join(s.name for s in self._outputs)
-            raise ValueError(f"torch: the model returned {len(values)} outputs, expected {names}")
+            raise EdgekitError(f"torch: the model returned {len(values)} outputs, expected {names}")
         return {s.name: v for s, v in zip(self._outputs, values)}
 
 
@@ -43,16 +48,11 @@ def runner_from_bundle(bundle, threads: int | None = None, eager: bool = True, *
     """PyTorch eager on the bundle's model. With `eager`, a zoo model is rebuilt as users run it (its
     Python control flow; the exported program's cond/while_loop recompile on every eager call, ~1 s for
     a sampler) when its weights hash matches the manifest; otherwise the saved `model.pt2` runs."""
-    import torch
-
     m = bundle.manifest
-    if eager and m.source.get("kind") == "zoo":
-        from edgekit.sources import resolve_source
+    if eager:
+        from edgekit.sources import zoo_source_of
 
-        try:
-            source = resolve_source(m.source["spec"])
-        except Exception:  # the zoo changed since the export: the saved program is the reference
-            source = None
+        source = zoo_source_of(m.source)  # None unless an installed zoo model (bundles never run code)
         if source is not None and source.sha256 == m.source.get("sha256"):
             module = source.module
             if (m.pipeline or {}).get("prune"):
@@ -60,5 +60,8 @@ def runner_from_bundle(bundle, threads: int | None = None, eager: bool = True, *
 
                 module, _ = apply_adapter(module, bundle.artifact_path("adapter"), source.sha256)
             return TorchRunner(module, m.inputs, m.outputs, threads=threads, kind="eager module")
-    program = torch.export.load(str(bundle.artifact_path("torch")))
+    from edgekit.sources.files import load_program
+
+    path = bundle.artifact_path("torch")
+    program = load_program(path, str(path))
     return TorchRunner(program.module(), m.inputs, m.outputs, threads=threads, kind="model.pt2")

@@ -18,7 +18,22 @@ from edgekit.sources.model import MODEL_HOOKS, ModelSource
 from edgekit.sources.python import from_file, from_module_path, from_zoo, module_validation_feeds
 from edgekit.specs import TensorSpec
 
-__all__ = ["MODEL_HOOKS", "ModelSource", "module_validation_feeds", "resolve_source"]
+__all__ = ["MODEL_HOOKS", "ModelSource", "module_validation_feeds", "resolve_source", "zoo_source_of"]
+
+
+def zoo_source_of(manifest_source) -> ModelSource | None:
+    """The installed zoo model a bundle's manifest names, or None. Bundles are data, never code: only a
+    `zoo:` spec is rebuilt (through the zoo registry, which imports nothing the bundle names); file.py:fn
+    and package.module:attr specs in a manifest are never resolved, whatever its `kind` says."""
+    if not isinstance(manifest_source, dict) or manifest_source.get("kind") != "zoo":
+        return None
+    spec = manifest_source.get("spec")
+    if not isinstance(spec, str) or not spec.startswith("zoo:"):
+        return None
+    try:
+        return from_zoo(spec, [], {})
+    except Exception:  # noqa: BLE001 — the zoo changed since the export: the bundle's own program is used
+        return None
 
 
 def resolve_source(

@@ -12,16 +12,32 @@ from edgekit.errors import SourceError
 from edgekit.sources.model import ModelSource, example_from_spec, file_sha256, onnx_value_spec, spec_of, to_numpy
 
 
-def from_pt2(spec, input_specs, dynamic) -> ModelSource:
+def load_program(path: Path, what: str):
+    """torch.export.load of a .pt2, or SourceError naming `what`. A file that is not a zip archive is refused
+    before torch sees it; torch's own fallback warning (a logged traceback) is kept off the user's screen."""
+    import logging
+    import zipfile
+
     import torch
 
+    if not zipfile.is_zipfile(path):
+        raise SourceError(f"{what}: not a readable torch.export program (not a .pt2 zip archive)")
+    logger = logging.getLogger("torch.export")
+    disabled, logger.disabled = logger.disabled, True
+    try:
+        return torch.export.load(str(path))
+    except Exception as exc:
+        reason = next((line for line in str(exc).splitlines() if line.strip()), "")[:300]
+        raise SourceError(f"{what}: not a readable torch.export program ({type(exc).__name__}: {reason})") from None
+    finally:
+        logger.disabled = disabled
+
+
+def from_pt2(spec, input_specs, dynamic) -> ModelSource:
     path = Path(spec)
     if not path.is_file():
         raise SourceError(f"{spec}: file does not exist")
-    try:
-        program = torch.export.load(str(path))
-    except Exception as exc:
-        raise SourceError(f"{spec}: not a readable torch.export program ({type(exc).__name__}: {exc})") from exc
+    program = load_program(path, spec)
     names = list(program.graph_signature.user_inputs)
     placeholders = {n.name: n.meta.get("val") for n in program.graph.nodes if n.op == "placeholder"}
     symbols: dict[str, str] = {}

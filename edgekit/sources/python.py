@@ -137,7 +137,9 @@ def module_validation_feeds(module) -> list[dict[str, np.ndarray]]:
     (RBQE picks thresholds from its own exit scores), so a pruned module asks again."""
     if not callable(getattr(module, "validation_feeds", None)):
         return []
-    return [{k: to_numpy(v) for k, v in f.items()} for f in module.validation_feeds()]
+    from edgekit.sources.feedcache import memo_feeds
+
+    return memo_feeds(module, lambda: [{k: to_numpy(v) for k, v in f.items()} for f in module.validation_feeds()])
 
 
 def _count_outputs(spec, module, examples) -> list[str]:

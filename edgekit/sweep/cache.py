@@ -40,9 +40,10 @@ class StageCache:
         """The stored result, or None when the stage has not completed (or failed: failures are not kept)."""
         path = self.dir(kind, key) / RESULT
         try:
-            return json.loads(path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            result = json.loads(path.read_text())
+        except (OSError, ValueError, RecursionError):  # missing, unreadable or corrupt: the stage is redone
             return None
+        return result if isinstance(result, dict) and result.get("status") == "ok" else None
 
     def fresh_dir(self, kind: str, key: str) -> Path:
         """An empty directory for a stage about to run (left-overs of an interrupted run removed)."""
@@ -53,6 +54,8 @@ class StageCache:
         return path
 
     def put(self, kind: str, key: str, result: dict) -> None:
+        """Written last, atomically and fsynced (write_json_atomic): a killed worker leaves no result.json,
+        never half of one, so its directory is redone by the next run."""
         write_json_atomic(self.dir(kind, key) / RESULT, result)
 
     def record_run(self, kind: str, key: str, seconds: float, status: str) -> None:
@@ -70,4 +73,10 @@ class StageCache:
         path = self.root / RUNS
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        runs = []
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                runs.append(json.loads(line))
+            except ValueError:  # a line cut short by a killed worker: the log is advisory, skip it
+                continue
+        return [r for r in runs if isinstance(r, dict)]

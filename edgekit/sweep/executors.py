@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable
@@ -21,6 +22,7 @@ from edgekit.sweep.plan import SweepPlan, Task
 from edgekit.sweep.stages import run_task
 
 OnDone = Callable[[Task, dict], None]
+TASK_TIMEOUT_S = 4 * 3600.0  # one stage (a pruning recovery, an int8 export of a large model) may take hours
 
 
 def _failed(task: Task, reason: str) -> dict:
@@ -32,8 +34,9 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, jobs: int | None = None):
+    def __init__(self, jobs: int | None = None, timeout_s: float = TASK_TIMEOUT_S):
         self.jobs = jobs or max(1, (os.cpu_count() or 2) // 2)
+        self.timeout_s = timeout_s  # a task running longer fails ("timed out") and its worker is killed
 
     def unroutable(self, label: str, local_label: str) -> str | None:
         if label == local_label:
@@ -45,6 +48,7 @@ class LocalExecutor:
         results: dict[str, dict] = {}
         pending = dict(plan.tasks)
         running: dict = {}  # future → task
+        started: dict = {}  # future → monotonic start
         # spawn, not fork: the parent may hold torch/OpenMP threads, which do not survive a fork
         context = multiprocessing.get_context("spawn")
         pool = ProcessPoolExecutor(self.jobs, mp_context=context)
@@ -52,10 +56,25 @@ class LocalExecutor:
             while pending or running:
                 for task in self._next(pending, running, results):
                     del pending[task.key]
-                    running[pool.submit(run_task, task.payload, *[results[d] for d in task.deps])] = task
+                    future = pool.submit(run_task, task.payload, *[results[d] for d in task.deps])
+                    running[future], started[future] = task, time.monotonic()
                 if not running:
                     raise RuntimeError(f"sweep plan has tasks that can never run: {', '.join(pending)}")
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                first_deadline = min(started[f] for f in running) + self.timeout_s
+                done, _ = wait(running, timeout=max(0.0, first_deadline - time.monotonic()),
+                               return_when=FIRST_COMPLETED)
+                if not done:  # a task outlived its timeout: kill the pool, fail it, requeue the innocent others
+                    now = time.monotonic()
+                    for future, task in list(running.items()):
+                        if now - started[future] >= self.timeout_s:
+                            results[task.key] = _failed(task, f"timed out after {self.timeout_s:g} s (hung or "
+                                                              f"too slow); its worker was stopped")
+                            on_done(task, results[task.key])
+                        else:
+                            pending[task.key] = task
+                    running.clear()
+                    pool = _restart(pool, context, self.jobs)
+                    continue
                 broken = False
                 for future in done:
                     task = running.pop(future)
@@ -70,8 +89,7 @@ class LocalExecutor:
                         results[task.key] = _failed(task, "the worker process died (crash or out of memory)")
                         on_done(task, results[task.key])
                     running.clear()
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    pool = ProcessPoolExecutor(self.jobs, mp_context=context)
+                    pool = _restart(pool, context, self.jobs)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         return results
@@ -91,6 +109,15 @@ class LocalExecutor:
                 return [device]
             return others[: self.jobs]
         return [t for t in ready if not t.device][: self.jobs - len(running)]
+
+
+def _restart(pool: ProcessPoolExecutor, context, jobs: int) -> ProcessPoolExecutor:
+    """A fresh pool after killing the old one's workers (a hung task never returns on its own)."""
+    for process in list(getattr(pool, "_processes", {}).values()):  # private, but the only handle on them
+        if process.is_alive():
+            process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+    return ProcessPoolExecutor(jobs, mp_context=context)
 
 
 class RayExecutor:

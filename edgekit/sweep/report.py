@@ -31,6 +31,7 @@ class CellResult:
     recommended: bool = False
     stages: dict = field(default_factory=dict)  # kind → ran | cached | failed | skipped
     where: dict = field(default_factory=dict)  # host/pid (Ray: node, assigned resources) of the benchmark
+    unavailable: bool = False  # failed because its runtime/device cannot run here (not a sweep failure)
 
     @property
     def measured(self) -> bool:

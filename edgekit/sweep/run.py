@@ -85,15 +85,15 @@ def run_sweep(config: SweepConfig, executor, on_done: Callable[[Task, dict], Non
 def _cell_result(planned: PlannedCell, plan: SweepPlan, results: dict) -> CellResult:
     cell = planned.cell
     out = CellResult(cell_label(cell), cell.axes(), FAILED)
-    if planned.task is None:
-        out.reason = planned.reason
+    if planned.task is None:  # no host declares the cell's device: it cannot run here
+        out.reason, out.unavailable = planned.reason, True
         return out
     for kind, key in (("prune", planned.prune), ("export", planned.export), ("measure", planned.task)):
         if key is not None:
             out.stages[kind] = _stage_state(results.get(key, {}))
     result = results.get(planned.task) or {"status": "failed", "reason": "not run"}
     if result.get("status") != "ok":
-        out.reason = result.get("reason")
+        out.reason, out.unavailable = result.get("reason"), bool(result.get("unavailable"))
         return out
     metric = result["metric"]
     out.status, out.size_mb, out.p50_ms, out.vs_torch = OK, result["size_mb"], result["p50_ms"], result["vs_torch"]

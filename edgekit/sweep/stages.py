@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.errors import EdgekitError
+from edgekit.errors import BackendUnavailable, EdgekitError
 from edgekit.sweep.cache import StageCache
 
 
@@ -36,11 +36,13 @@ def run_task(payload: dict, *upstream: dict) -> dict:
         return {"status": "failed", "skipped": True, "reason": reason, "kind": kind, "label": payload["label"]}
     cache = StageCache(payload["cache"])
     hit = cache.get(kind, key)
-    if hit is not None:
+    if hit is not None and _intact(hit):
         return {**hit, "cached": True}
     start = time.perf_counter()
     try:
         result = {"status": "ok", **STAGES[kind](payload, cache.fresh_dir(kind, key), *upstream)}
+    except BackendUnavailable as exc:
+        result = {"status": "failed", "reason": _one_line(str(exc)), "unavailable": True}
     except EdgekitError as exc:
         result = {"status": "failed", "reason": _one_line(str(exc))}
     except Exception as exc:  # a bug or a backend crash: keep its traceback for the JSON, one line for the table
@@ -52,6 +54,19 @@ def run_task(payload: dict, *upstream: dict) -> dict:
     if result["status"] == "ok":  # failures are not cached: a re-run tries them again
         cache.put(kind, key, result)
     return {**result, "cached": False}
+
+
+def _intact(hit: dict) -> bool:
+    """A cached bundle still matches its manifest (a corrupt cache entry is redone, not used or fatal)."""
+    if "bundle" not in hit:
+        return True
+    from edgekit.bundle import Bundle
+
+    try:
+        Bundle.load(hit["bundle"]).verify_artifacts()
+    except EdgekitError:
+        return False
+    return True
 
 
 def where_am_i() -> dict:
@@ -141,8 +156,8 @@ def measure_stage(payload: dict, out: Path, export: dict, baseline: dict, torch:
     if checked.get("status") == "failed":
         raise EdgekitError(f"validation failed on {runtime}: {(checked.get('failures') or ['out of tolerance'])[0]}")
     case = plan_cases(bundle, [runtime], "CPU", [], [])[0]  # the latency row at the artifact's precision
-    if case.unavailable:
-        raise EdgekitError(f"{runtime}: {case.unavailable}")
+    if case.unavailable:  # not this cell's failure: it cannot run on this machine
+        raise BackendUnavailable(runtime, case.unavailable)
     bench_input(bundle, payload["shape"], payload["feeds"])  # a bad shape fails here, before any work
 
     source = resolve_source(payload["source"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -35,7 +36,7 @@ class TuneData:
 
 def tune_bundle(bundle, *, data: str | None = None, budget: float | None = None, metric: str | None = None,
                 runtime: str | None = None, floor: float | None = None, samples: int = 64, validate: bool = True,
-                write: bool = True, reporter: Reporter = SILENT) -> dict:
+                write: bool = True, reporter: Reporter = SILENT, data_flag: str = "--data") -> dict:
     """Tune `bundle` in place; returns the result (curve, choice, oracle). Raises EdgekitError for a bundle
     without knobs, unusable data, or a budget no setting meets; the manifest is then left untouched."""
     where = str(bundle.path)
@@ -47,7 +48,7 @@ def tune_bundle(bundle, *, data: str | None = None, budget: float | None = None,
     if budget is not None and budget < 0:
         raise EdgekitError(f"--budget {budget:g}: must be ≥ 0 (the largest drop from the costliest setting)")
     with reporter.stage("tuning data"):
-        tune_data = load_tune_data(bundle, knobs, data, metric, samples)
+        tune_data = load_tune_data(bundle, knobs, data, metric, samples, data_flag)
     budget = DEFAULT_BUDGET.get(tune_data.metric, 0.0) if budget is None else budget
     from edgekit.runtimes import open_runner
 
@@ -79,7 +80,8 @@ def _default_runtime(bundle) -> str:
     return next(r for r in RUNTIME_PREFERENCE if r in have)
 
 
-def load_tune_data(bundle, knobs: list[Knob], data: str | None, metric: str | None, samples: int) -> TuneData:
+def load_tune_data(bundle, knobs: list[Knob], data: str | None, metric: str | None, samples: int,
+                   flag: str = "--data") -> TuneData:
     """`--data PATH` (scored by output similarity to the costliest setting: cosine, or --metric FILE.py:fn),
     or without it the model's own task_metric() feeds and ground truth (zoo models only: a bundle is data,
     so edgekit rebuilds the model only from its installed zoo)."""
@@ -101,15 +103,22 @@ def load_tune_data(bundle, knobs: list[Knob], data: str | None, metric: str | No
         return TuneData(feeds[:samples], lambda i, out, ref: task.score(out, targets[i]), task.name,
                         f"{spec} task_metric()")
     if metric in ("psnr", "si_sdr"):
-        raise EdgekitError(f"--metric {metric} needs ground truth, which --data feeds lack: use --metric cosine or "
+        raise EdgekitError(f"--metric {metric} needs ground truth, which {flag} feeds lack: use --metric cosine or "
                            "FILE.py:fn(reference_outputs, outputs), or drop --data on a zoo model")
     from edgekit.bench.plan import bench_feed
     from edgekit.calibration.datasets import load_calibration
+    from edgekit.feedfiles import is_feed_path, load_feed_file
 
     example = bench_feed(bundle, {})
-    feeds = load_calibration(str(data), m.inputs, example, samples)
+    path_text, sep, _ = str(data).rpartition(":")
+    if not (sep and path_text.endswith(".py")) and not Path(data).exists():
+        raise EdgekitError(f"{flag} {data}: does not exist")
+    if is_feed_path(Path(data)):  # .npz/.npy files or folders of them: every layout edgekit.feedfiles reads
+        feeds = load_feed_file(Path(data), m.inputs, flag, defaults=example)[:samples]
+    else:  # images, wav files, file.py:fn: the calibration loaders
+        feeds = load_calibration(str(data), m.inputs, example, samples)
     if not feeds:
-        raise EdgekitError(f"--data {data}: no samples")
+        raise EdgekitError(f"{flag} {data}: no samples")
     similarity = resolve_metric(metric or "cosine", None, feeds)
     return TuneData(feeds, lambda i, out, ref: similarity.fn(ref, out), similarity.name, str(data))
 

@@ -15,7 +15,8 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 
 from edgekit.errors import EdgekitError
-from edgekit.specs import TensorSpec, feed_problem, np_dtype
+from edgekit.specs import TensorSpec, np_dtype
+from edgekit.validation.exact import integer_mismatch, nonfinite_problem
 
 
 @dataclass(frozen=True)
@@ -58,22 +59,21 @@ def compare_output(name: str, ref: np.ndarray, got: np.ndarray, tol: Tolerance, 
         result.failures.append(f"{where}: shape {list(got.shape)} vs reference {list(ref.shape)}")
         return result
     if ref.dtype.kind in "biu" or got.dtype.kind in "biu":
-        diff = np.flatnonzero(ref.astype(np.int64) != got.astype(np.int64))
-        if diff.size:
-            first = diff[0]
-            result.failures.append(
-                f"{where}: {diff.size} integer value(s) differ (first: {got.ravel()[first]} vs reference "
-                f"{ref.ravel()[first]})"
-            )
+        failure, result.max_abs_err = integer_mismatch(ref, got)
+        if failure:
+            result.failures.append(f"{where}: {failure}")
         return result
     ref64, got64 = ref.astype(np.float64), got.astype(np.float64)
-    bad_nan = np.isnan(got64) & ~np.isnan(ref64)
-    if bad_nan.any():
-        result.failures.append(f"{where}: {int(bad_nan.sum())} NaN value(s) where the reference has numbers")
+    # DESIGN.md §7: any NaN/Inf fails, naming the output. A NaN would make rel-L2 NaN (and `NaN > tol` is
+    # false); an Inf in the reference would make rel-L2 0: neither may ever pass.
+    for role, values in (("the reference", ref64), ("the output", got64)):
+        problem = nonfinite_problem(values)
+        if problem:
+            result.failures.append(f"{where}: {role} has {problem}")
+    if result.failures:
         result.max_abs_err = result.max_rel_l2 = math.inf
         return result
     err = np.abs(got64 - ref64)
-    err = np.where(np.isnan(err), 0.0, err)
     result.max_abs_err = float(err.max()) if err.size else 0.0
     norm = float(np.linalg.norm(ref64)) if ref64.size else 0.0
     result.max_rel_l2 = float(np.linalg.norm(err)) / max(norm, 1e-12) if err.size else 0.0
@@ -149,12 +149,23 @@ def validate_runtime(
     tolerance: Tolerance,
     precision: str = "fp32",
 ) -> RuntimeValidation:
-    """Run `run` on every sample and compare with `references`; collect every failure before returning."""
+    """Run `run` on every sample and compare with `references`; collect every failure before returning.
+
+    Raises EdgekitError for zero samples or a reference list of another length: nothing compared is no pass.
+    """
+    if not samples:
+        raise EdgekitError(f"{runtime}: no validation samples (zero samples cannot pass)")
+    if len(references) != len(samples):
+        raise EdgekitError(f"{runtime}: {len(samples)} samples but {len(references)} reference outputs")
     result = RuntimeValidation(runtime, "passed", samples=len(samples), tolerance=tolerance, precision=precision)
     seen: dict[str, set] = {}
     disagreements = 0
     for i, (feed, ref) in enumerate(zip(samples, references)):
-        got = run(feed)
+        try:
+            got = run(feed)
+        except EdgekitError as exc:  # a runtime that cannot run a sample fails it; the others still run
+            result.failures.append(f"sample {i}: {exc}")
+            continue
         for name, value in {**path_values(inputs, feed), **path_values(outputs, got)}.items():
             seen.setdefault(name, set()).add(value)
         if tolerance.path_agreement < 1.0 and path_values(outputs, got) != path_values(outputs, ref):
@@ -218,38 +229,12 @@ def _complete(feed: dict, example: dict, inputs: list[TensorSpec]) -> dict:
     return {s.name: np.asarray(feed.get(s.name, example[s.name])) for s in inputs}
 
 
-def load_npz_feeds(path: Path, inputs: list[TensorSpec]) -> list[dict[str, np.ndarray]]:
-    """Feeds from `--data file.npz`: keys `NAME` (one feed) or `K/NAME` (feed K), checked against the inputs."""
-    path = Path(path)
-    if not path.is_file():
-        raise EdgekitError(f"--data {path}: file does not exist")
-    try:
-        arrays = dict(np.load(path, allow_pickle=False))
-    except Exception as exc:
-        raise EdgekitError(f"--data {path}: not a readable .npz ({type(exc).__name__}: {exc})") from exc
-    groups: dict[str, dict[str, np.ndarray]] = {}
-    for key, value in arrays.items():
-        index, _, name = key.rpartition("/")
-        groups.setdefault(index, {})[name] = value
-    by_name = {s.name: s for s in inputs}
-    feeds = []
-    for index in sorted(groups, key=lambda k: (len(k), k)):
-        feed = groups[index]
-        for name, value in feed.items():
-            spec = by_name.get(name)
-            label = f"--data {path}: {index + '/' if index else ''}{name}"
-            if spec is None:
-                raise EdgekitError(f"{label}: the model has no input {name!r} (inputs: {', '.join(by_name)})")
-            problem = feed_problem(value, spec)
-            if problem:
-                raise EdgekitError(f"{label} {problem}")
-        missing = set(by_name) - set(feed)
-        if missing:
-            raise EdgekitError(f"--data {path}: feed {index or 0} lacks input(s) {', '.join(sorted(missing))}")
-        feeds.append(feed)
-    if not feeds:
-        raise EdgekitError(f"--data {path}: no arrays in the file")
-    return feeds
+def load_npz_feeds(path: Path, inputs: list[TensorSpec], flag: str = "--data") -> list[dict[str, np.ndarray]]:
+    """Feeds from `--data` (a .npz, .npy or folder of them; layouts in `edgekit.feedfiles`), checked
+    against the inputs; errors name `flag`."""
+    from edgekit.feedfiles import load_feed_file
+
+    return load_feed_file(path, inputs, flag)
 
 
 def _finite(value: float):

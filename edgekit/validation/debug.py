@@ -168,13 +168,13 @@ def localise(bundle: Bundle, runtime: str, sample: int = 0, tolerance: Tolerance
 
     from edgekit.validation.testdata import read_testdata
 
-    samples = read_testdata(bundle.path)
+    samples = read_testdata(bundle.path, bundle.verify)
     if not samples:
         raise EdgekitError(f"{bundle.path}: no testdata/ to debug with")
     if not 0 <= sample < len(samples):
         raise EdgekitError(f"--sample {sample}: the bundle has samples 0..{len(samples) - 1}")
     feed = samples[sample][0]
-    fp32_path = bundle.path / ("model.fp32.onnx" if "onnx_fp32" in bundle.manifest.artifacts else "model.onnx")
+    fp32_path = bundle.artifact_path("onnx_fp32" if "onnx_fp32" in bundle.manifest.artifacts else "onnx")
     fp32 = onnx.load(str(fp32_path))
     reference = reference_values(fp32, feed)
     if runtime == "openvino":
@@ -240,8 +240,8 @@ def bisect_main_graph(bundle: Bundle, runtime: str, sample: int = 0, tolerance: 
 
     if runtime != "openvino":
         raise EdgekitError("debug --bisect: only openvino is supported")
-    feed = read_testdata(bundle.path)[sample][0]
-    fp32 = onnx.load(str(bundle.path / ("model.fp32.onnx" if "onnx_fp32" in bundle.manifest.artifacts else "model.onnx")))
+    feed = read_testdata(bundle.path, bundle.verify)[sample][0]
+    fp32 = onnx.load(str(bundle.artifact_path("onnx_fp32" if "onnx_fp32" in bundle.manifest.artifacts else "onnx")))
     ov = import_openvino()
     core = ov.Core()
     ir = core.read_model(str(bundle.artifact_path("openvino")))
@@ -290,8 +290,8 @@ def int8_sensitivity(bundle: Bundle, top: int | None = None) -> tuple[float, lis
     if bundle.artifact("onnx").get("precision") != "int8":
         raise EdgekitError(f"{bundle.path}: not an int8 bundle (export with --precision int8 first)")
     model = onnx.load(str(bundle.artifact_path("onnx")))
-    fp32 = onnx.load(str(bundle.path / bundle.artifact("onnx_fp32")["path"]))
-    base, ranked = layer_sensitivity(model, fp32, read_testdata(bundle.path))
+    fp32 = onnx.load(str(bundle.artifact_path("onnx_fp32")))
+    base, ranked = layer_sensitivity(model, fp32, read_testdata(bundle.path, bundle.verify))
     return base, ranked[:top] if top else ranked
 
 

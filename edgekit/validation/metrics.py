@@ -83,8 +83,11 @@ class MetricResult:
         return self.drop <= max_drop
 
     def to_json(self) -> dict:
-        return {"metric": self.name, "baseline": round(self.baseline, 6), "value": round(self.value, 6),
-                "drop": round(self.drop, 6), "samples": self.samples}
+        # non-finite scores (a NaN output, PSNR of identical images) become null + a reason: JSON has no NaN
+        from edgekit.jsonsafe import finite_json
+
+        return finite_json({"metric": self.name, "baseline": round(self.baseline, 6), "value": round(self.value, 6),
+                            "drop": round(self.drop, 6), "samples": self.samples})
 
 
 @dataclass

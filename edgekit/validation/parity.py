@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from edgekit.bundle import Bundle, Manifest
 from edgekit.errors import BackendUnavailable, EdgekitError
+from edgekit.export.cached import reference_outputs
 from edgekit.validation.testdata import write_testdata
 from edgekit.ui import SILENT, Reporter
 from edgekit.validation.compare import DEFAULT_TOLERANCES, RuntimeValidation, Tolerance, make_samples, validate_runtime
 
 
-def validate_export(source, root, artifacts, outputs, options, reporter) -> dict[str, RuntimeValidation]:
-    """Validate every artifact's runtime against the reference on fresh samples; store testdata."""
+def validate_export(source, root, artifacts, outputs, options, reporter, cache=None) -> dict[str, RuntimeValidation]:
+    """Validate every artifact's runtime against the reference on fresh samples; store testdata.
+    With an export cache (`export/cache.py`), the reference's outputs for the same source and samples are reused."""
     from edgekit.runtimes import RUNNERS
 
     bundle = Bundle(root, Manifest(source={"spec": source.spec}, inputs=source.inputs, outputs=outputs,
@@ -35,7 +37,7 @@ def validate_export(source, root, artifacts, outputs, options, reporter) -> dict
 
     with reporter.stage(f"reference: {source.reference_runtime} on {len(samples)} samples"):
         reference = memo_run(_reference_runner(source, bundle, outputs).run)
-        references = [reference(feed) for feed in samples]
+        references = reference_outputs(cache, samples, reference)
     write_testdata(root, list(zip(samples, references)))
     baseline = None
     if metric is not None:
@@ -47,7 +49,8 @@ def validate_export(source, root, artifacts, outputs, options, reporter) -> dict
     for runtime in [n for n in RUNNERS if RUNNERS.get(n).artifact in artifacts and n != "torch"]:
         precision = artifact_precision(artifacts[RUNNERS.get(runtime).artifact])
         tolerance = options.tolerance or DEFAULT_TOLERANCES[precision]
-        if runtime == source.reference_runtime:
+        if runtime == source.reference_runtime and precision == "fp32":
+            # only the unchanged graph is the reference: an ONNX source's int8 model.onnx is validated
             results[runtime] = RuntimeValidation.skipped(runtime, "this runtime is the reference")
             continue
         with reporter.stage(f"validate {runtime} ({precision})"):
@@ -122,23 +125,24 @@ def revalidate_bundle(bundle: Bundle, runtimes: list[str], samples: int, toleran
                       extra_feeds: list[dict], overrides: dict, reporter: Reporter = SILENT,
                       seed: int = 1) -> dict[str, RuntimeValidation]:
     """`edgekit validate`: rerun the reference on stored + fresh samples and compare each runtime."""
-    from edgekit.runtimes import open_runner
     from edgekit.specs import apply_feeds
     from edgekit.validation.testdata import read_testdata
 
     m = bundle.manifest
-    stored = [inputs for inputs, _ in read_testdata(bundle.path)]
+    if bundle.verify and (bundle.path / "testdata").exists() and "testdata" in m.artifacts:
+        bundle.verify_artifacts(["testdata"])  # the index itself; read_testdata checks each file against it
+    stored = [inputs for inputs, _ in read_testdata(bundle.path, bundle.verify)]
     if not stored:
         raise EdgekitError(f"{bundle.path}: the bundle has no testdata/ to take example inputs from")
     feeds = make_samples(m.inputs, stored[0], stored[1:] + list(extra_feeds), samples, seed=seed)
     feeds = [apply_feeds(f, overrides, m.inputs) for f in feeds]
     reference_name = m.reference.get("runtime", "torch")
     with reporter.stage(f"reference: {reference_name} on {len(feeds)} samples"):
-        with open_runner(bundle, reference_name) as reference:
+        with _open_reference(bundle, reference_name) as reference:
             references = [reference.run(f) for f in feeds]
     results = {}
     for runtime in runtimes:
-        if runtime == reference_name:
+        if runtime == reference_name and "onnx_fp32" not in m.artifacts:
             continue
         entry = bundle.artifact(_artifact_key(runtime))
         precision = artifact_precision(entry)
@@ -146,6 +150,34 @@ def revalidate_bundle(bundle: Bundle, runtimes: list[str], samples: int, toleran
             results[runtime] = validate_bundle_runtime(
                 bundle, runtime, feeds, references, tolerance or DEFAULT_TOLERANCES[precision], precision)
     return results
+
+
+def _open_reference(bundle: Bundle, name: str):
+    """The reference runner: an ONNX source's int8 bundle keeps its fp32 graph as `onnx_fp32`, which (not
+    the int8 model.onnx that replaced it) is the reference."""
+    from edgekit.runtimes import open_runner
+
+    if name == "onnxruntime" and "onnx_fp32" in bundle.manifest.artifacts:
+        from edgekit.runtimes.onnxruntime import OnnxRuntimeRunner
+
+        m = bundle.manifest
+        return OnnxRuntimeRunner(bundle.artifact_path("onnx_fp32"), m.inputs, m.outputs)
+    return open_runner(bundle, name)
+
+
+def merge_validation(old: dict, new: dict) -> dict:
+    """The manifest's validation block after `edgekit validate`: a `skipped` (this host cannot run it) never
+    replaces a result measured elsewhere, and an int8 `metric` record survives a re-check that did not
+    measure it. Evidence is only ever replaced by other evidence."""
+    merged = dict(old)
+    for runtime, record in new.items():
+        before = old.get(runtime) if isinstance(old.get(runtime), dict) else {}
+        if record.get("status") == "skipped" and before.get("status") in ("passed", "failed"):
+            continue
+        if "metric" not in record and "metric" in before:
+            record = {**record, "metric": before["metric"]}
+        merged[runtime] = record
+    return merged
 
 
 def _artifact_key(runtime: str) -> str:

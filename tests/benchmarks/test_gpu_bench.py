@@ -136,12 +136,13 @@ def test_end_to_end_tiny_toy_on_gpu(tmp_path):
     assert set(rows) == {("torch", "fp32"), ("tensorrt", "fp32"), ("tensorrt+io", "fp32"),
                          ("tensorrt", "fp16"), ("tensorrt+io", "fp16")}
     assert rows["torch", "fp32"]["status"] == "ok" and rows["torch", "fp32"]["vs_torch"] == 1.0
+    # on a GPU every row must run: a TensorRT row that fails, however well it says why, fails this test
     for row in payload["results"]:
-        assert row["status"] == "ok" or row["reason"], row  # a refusal always says why
-        if row["status"] == "ok":
-            assert row["latency_ms"]["p50"] > 0 and row["iters"] == 20 and row["clock"] == "cuda_events"
-            assert row["vs_torch"] == pytest.approx(row["latency_ms"]["p50"] / rows["torch", "fp32"]["latency_ms"]["p50"])
-        if row["runtime"].startswith("tensorrt") and row["status"] == "ok":
+        assert row["status"] == "ok", row
+        assert row["latency_ms"]["p50"] > 0 and row["iters"] == 20 and row["clock"] == "cuda_events"
+        assert row["vs_torch"] == pytest.approx(row["latency_ms"]["p50"] / rows["torch", "fp32"]["latency_ms"]["p50"])
+        if row["runtime"].startswith("tensorrt"):
             assert row["validation"]["status"] == "passed", row["validation"]
-    assert result.returncode == (0 if all(r["status"] == "ok" for r in payload["results"]) else 1)
+            assert row["validation"]["samples"] >= 1
+    assert result.returncode == 0, result.stderr
     assert "| model | runtime |" in result.stdout

@@ -79,11 +79,15 @@ def test_failed_validation_exits_nonzero_and_records_failed(toy_bundle_copy):
     array.flat[0] += 0.5
     weight.CopyFrom(onnx.numpy_helper.from_array(array, weight.name))
     onnx.save(model, str(path))
-    result = run_cli("validate", toy_bundle_copy, "--runtime", "onnxruntime", "--json")
+    refused = run_cli("validate", toy_bundle_copy, "--runtime", "onnxruntime", "--json")
+    assert refused.returncode == 1 and refused.stdout == ""  # the changed file no longer matches its sha256
+    assert "model.onnx: onnx does not match the manifest: sha256" in refused.stderr
+    result = run_cli("validate", toy_bundle_copy, "--runtime", "onnxruntime", "--no-verify", "--json")
     assert result.returncode == 1
     assert json.loads(result.stdout)["onnxruntime"]["status"] == "failed"
     assert "validation failed — onnxruntime: output 'output'" in result.stderr
-    assert manifest_of(toy_bundle_copy)["validation"]["onnxruntime"]["status"] == "failed"
+    record = manifest_of(toy_bundle_copy)["validation"]["onnxruntime"]
+    assert record["status"] == "failed" and record["verified"] is False
 
 
 def test_kill_9_during_export_leaves_no_bundle(tmp_path):

@@ -67,7 +67,7 @@ def test_user_file_with_torch_cond_exports_with_if_and_validates_both_branches(g
         block = _passed(m, runtime)
         assert block["paths"]["output_1"] == [0, 1], "validation must drive both branches"
         assert block["max_abs_err"] < 1e-4
-    assert sorted(m["artifacts"]) == ["onnx", "openvino", "torch"]
+    assert sorted(m["artifacts"]) == ["onnx", "openvino", "testdata", "torch"]
 
 
 def test_module_path_source_with_input_spec_and_dynamic_axis(tmp_path, monkeypatch):

@@ -58,7 +58,7 @@ def test_debug_names_the_planted_node(toy_bundle, tmp_path, constant, node, grap
     bundle_dir = tmp_path / "faulty"
     shutil.copytree(toy_bundle, bundle_dir)
     plant_fault(bundle_dir, constant)
-    bundle = Bundle.load(bundle_dir)
+    bundle = Bundle.load(bundle_dir, verify=False)
     results = [localise(bundle, "openvino", s) for s in range(4)]
     found = [r for r in results if r.first is not None]
     assert found, "the fault was not detected on any sample"
@@ -73,7 +73,7 @@ def test_bisect_uses_log_probes(toy_bundle, tmp_path):
     bundle_dir = tmp_path / "faulty"
     shutil.copytree(toy_bundle, bundle_dir)
     plant_fault(bundle_dir, "stem.0.weight")
-    first, probes = bisect_main_graph(Bundle.load(bundle_dir), "openvino", 0)
+    first, probes = bisect_main_graph(Bundle.load(bundle_dir, verify=False), "openvino", 0)
     assert first is not None and first.node == "node_conv2d"
     import onnx
 
@@ -85,7 +85,10 @@ def test_debug_cli_json_and_int8_sensitivity(toy_bundle, tmp_path):
     bundle_dir = tmp_path / "faulty"
     shutil.copytree(toy_bundle, bundle_dir)
     plant_fault(bundle_dir, "refine.weight")
-    result = run_cli("debug", bundle_dir, "--runtime", "openvino", "--json", "--report", tmp_path / "r.md")
+    refused = run_cli("debug", bundle_dir, "--runtime", "openvino")  # the planted fault changed model.bin
+    assert refused.returncode == 1 and "openvino does not match the manifest: sha256" in refused.stderr
+    result = run_cli("debug", bundle_dir, "--runtime", "openvino", "--no-verify", "--json", "--report",
+                     tmp_path / "r.md")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["first"]["node"] == "node_conv2d_4" and data["first"]["graph"].endswith(".body")
