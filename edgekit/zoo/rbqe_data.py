@@ -124,6 +124,23 @@ def compressed_pairs(qf: int, split: str = "heldout") -> list[tuple[str, np.ndar
     return [(name, _compressed_luma(name, qf), target) for name, target in clean.items()]
 
 
+def jpeg_luma(clean: np.ndarray, qf: int) -> tuple[np.ndarray, np.ndarray]:
+    """(compressed, clean) luma pair from a clean luma crop in [0, 1]: the crop is rounded to uint8 and
+    JPEG-encoded as a grayscale image at quality `qf` (the luma plane of an RGB JPEG is coded with the
+    same quantisation table). Training augmentation: any crop, scale and QF, not only the fixed pairs."""
+    gray = np.clip(np.rint(np.asarray(clean, np.float64) * 255.0), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    _pil().fromarray(gray).save(buffer, format="JPEG", quality=int(qf))
+    decoded = np.asarray(_pil().open(io.BytesIO(buffer.getvalue())), dtype=np.float32) / 255.0
+    return decoded, gray.astype(np.float32) / 255.0
+
+
+def resized_luma(clean: np.ndarray, size: int) -> np.ndarray:
+    """A square luma crop in [0, 1] resized to size×size (Pillow bicubic, antialiased when shrinking)."""
+    image = _pil().fromarray(np.asarray(clean, np.float32), mode="F")
+    return np.asarray(image.resize((size, size), _pil().BICUBIC), dtype=np.float32).clip(0.0, 1.0)
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB of two images in [0, 1]."""
     mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))

@@ -2,6 +2,11 @@
 
 The loss is the paper's: a sum of per-exit MSEs whose weights depend on the quality factor, so easy
 (high-QF) inputs are pushed to be enhanced well by the shallow exits and hard ones by the deep exits.
+Optionally (`TrainConfig.gate_weight`) the exits are also taught where to stop: per patch, the oracle
+exit is the first whose PSNR is within `gate_tolerance_db` of the best exit's; exits before it pay a hinge
+for an IQAM score above threshold − margin, the oracle exit and later ones for a score below threshold +
+margin. Without it the MSE-trained exits smooth fine grain away, IQAM (which scores grain) falls with
+depth and the gate routes all-or-nothing between exits 1 and 5 (benchmarks/rbqe_quality.md, 2026-11-24).
 `benchmarks/train_rbqe.py` drives this and writes the shipped checkpoint and the quality report.
 """
 
@@ -14,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from edgekit.zoo.rbqe_data import QUALITY_FACTORS, compressed_pairs, psnr
+from edgekit.zoo.rbqe_data import QUALITY_FACTORS, compressed_pairs, demo_images, jpeg_luma, psnr, resized_luma
 
 # Per-exit loss weights at the extreme quality factors (from the paper); linear in QF in between.
 WEIGHTS_QF50 = (2.0, 1.0, 1.0, 0.5, 0.5)
@@ -42,25 +47,55 @@ class TrainConfig:
     # The cosine schedule runs on max(step / steps, elapsed / budget): on a slower (or shared) machine
     # training stops at the budget with the learning rate still fully annealed.
     time_budget_s: float = 13 * 60
+    online_jpeg: float = 0.0  # share of patches re-compressed on the fly (random scale and QF 10–50)
+    gate_weight: float = 0.0  # weight of the IQAM gate hinge (0: the paper's loss alone)
+    gate_threshold: float = 0.79  # the threshold the gate is taught around (the model's default)
+    gate_margin: float = 0.03
+    gate_tolerance_db: float = 0.05  # an exit within this of the best exit's PSNR is good enough
 
 
 class PatchSampler:
-    """Random grid-aligned crops (with flips/transposes) of compressed/clean luma pairs at random QFs."""
+    """Random grid-aligned crops (with flips/transposes) of compressed/clean luma pairs at random QFs.
 
-    def __init__(self, split: str = "train", qfs=QUALITY_FACTORS, seed: int = 0):
+    With `online_jpeg` > 0 that share of the patches is cut from a clean training photo at a random scale
+    (1, 3/4 or 1/2), JPEG-compressed on the fly at an integer QF drawn from 10–50 (rbqe_data.jpeg_luma):
+    unlimited pairs from 14 photos instead of 14 × 5 fixed ones.
+    """
+
+    SCALES = (1.0, 1.0, 0.75, 0.5)
+
+    def __init__(self, split: str = "train", qfs=QUALITY_FACTORS, seed: int = 0, online_jpeg: float = 0.0):
         self.qfs = tuple(qfs)
         self.pairs = {qf: [(c, t) for _, c, t in compressed_pairs(qf, split)] for qf in self.qfs}
+        self.clean = list(demo_images(split).values()) if online_jpeg > 0 else []
+        self.online_jpeg = online_jpeg
         self.rng = np.random.default_rng(seed)
+
+    def _online_pair(self, patch: int) -> tuple[np.ndarray, np.ndarray, int]:
+        image = self.clean[self.rng.integers(len(self.clean))]
+        scale = float(self.rng.choice(self.SCALES))
+        side = min(int(round(patch / scale)), *image.shape)
+        y = int(self.rng.integers(image.shape[0] - side + 1))
+        x = int(self.rng.integers(image.shape[1] - side + 1))
+        crop = image[y : y + side, x : x + side]
+        if side != patch:
+            crop = resized_luma(crop, patch)
+        qf = int(self.rng.integers(min(self.qfs), max(self.qfs) + 1))
+        comp, clean = jpeg_luma(crop, qf)
+        return comp, clean, qf
 
     def batch(self, size: int, patch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(inputs (B,1,P,P), targets (B,1,P,P), quality factors (B,))."""
         inputs, targets, qfs = [], [], []
         for _ in range(size):
-            qf = int(self.rng.choice(self.qfs))
-            comp, clean = self.pairs[qf][self.rng.integers(len(self.pairs[qf]))]
-            y = 8 * self.rng.integers((comp.shape[0] - patch) // 8 + 1)
-            x = 8 * self.rng.integers((comp.shape[1] - patch) // 8 + 1)
-            a, b = comp[y : y + patch, x : x + patch], clean[y : y + patch, x : x + patch]
+            if self.online_jpeg > 0 and self.rng.random() < self.online_jpeg:
+                a, b, qf = self._online_pair(patch)
+            else:
+                qf = int(self.rng.choice(self.qfs))
+                comp, clean = self.pairs[qf][self.rng.integers(len(self.pairs[qf]))]
+                y = 8 * self.rng.integers((comp.shape[0] - patch) // 8 + 1)
+                x = 8 * self.rng.integers((comp.shape[1] - patch) // 8 + 1)
+                a, b = comp[y : y + patch, x : x + patch], clean[y : y + patch, x : x + patch]
             k = self.rng.integers(8)  # the 8 symmetries of the square keep the 8×8 grid on the grid
             if k & 1:
                 a, b = a[::-1], b[::-1]
@@ -91,8 +126,9 @@ def train_rbqe(model, config: TrainConfig, log=print) -> dict:
     """Train `model` in place with Adam and a cosine LR schedule; returns a summary dict."""
     torch.manual_seed(config.seed)
     model.train().requires_grad_(True)
-    sampler = PatchSampler("train", seed=config.seed)
-    weight_table = {qf: torch.tensor(exit_weights(qf, model.levels)) for qf in sampler.qfs}
+    sampler = PatchSampler("train", seed=config.seed, online_jpeg=config.online_jpeg)
+    qf_range = range(min(sampler.qfs), max(sampler.qfs) + 1)
+    weight_table = {qf: torch.tensor(exit_weights(qf, model.levels)) for qf in qf_range}
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     start = time.perf_counter()
     steps_done, running = 0, 0.0
@@ -109,6 +145,8 @@ def train_rbqe(model, config: TrainConfig, log=print) -> dict:
         outputs = model.forward_all(inputs)
         per_exit = torch.stack([(o - targets).square().mean(dim=(1, 2, 3)) for o in outputs], dim=1)
         loss = (weights * per_exit).sum(1).mean()
+        if config.gate_weight > 0:
+            loss = loss + config.gate_weight * gate_loss(model, outputs, per_exit.detach(), config)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -118,6 +156,28 @@ def train_rbqe(model, config: TrainConfig, log=print) -> dict:
             log(f"step {step:5d}  loss {running:.3e}  lr {lr:.1e}  {time.perf_counter() - start:6.0f} s")
     model.eval().requires_grad_(False)
     return {"steps": steps_done, "seconds": round(time.perf_counter() - start, 1), "final_loss": running}
+
+
+def oracle_exits(per_exit_mse: torch.Tensor, tolerance_db: float) -> torch.Tensor:
+    """(B,) index of the first exit whose PSNR is within `tolerance_db` of the best exit's, from the
+    per-exit MSEs (B, exits)."""
+    psnr_db = -10.0 * torch.log10(per_exit_mse.clamp(min=1e-12))
+    good = psnr_db >= psnr_db.max(dim=1, keepdim=True).values - tolerance_db
+    return good.to(torch.int64).argmax(dim=1)
+
+
+def gate_loss(model, outputs, per_exit_mse: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    """Hinge on the IQAM gate of exits 1..L−1: below threshold − margin before the oracle exit, above
+    threshold + margin from it on (the last exit has no gate)."""
+    oracle = oracle_exits(per_exit_mse, config.gate_tolerance_db)
+    terms = []
+    for k, out in enumerate(outputs[:-1]):
+        score = model.quality(out)
+        should_stop = (oracle <= k).to(score.dtype)
+        high = torch.relu(config.gate_threshold + config.gate_margin - score)
+        low = torch.relu(score - (config.gate_threshold - config.gate_margin))
+        terms.append(should_stop * high + (1.0 - should_stop) * low)
+    return torch.stack(terms, dim=1).sum(1).mean()
 
 
 def first_passing_exit(scores: list[float], threshold: float) -> int:

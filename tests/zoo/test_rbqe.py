@@ -85,6 +85,35 @@ def test_iqam_flat_image_is_blocky_and_batch_independent():
 
 
 # --- data helpers -------------------------------------------------------------------------------
+def test_online_jpeg_patches_pair_a_recompressed_crop_with_its_clean_target():
+    pytest.importorskip("skimage")
+    from edgekit.zoo.rbqe_train import PatchSampler
+
+    sampler = PatchSampler("train", seed=0, online_jpeg=1.0)
+    inputs, targets, qfs = sampler.batch(6, 64)
+    assert inputs.shape == targets.shape == (6, 1, 64, 64) and inputs.dtype == torch.float32
+    assert all(10 <= int(q) <= 50 for q in qfs)
+    for a, b in zip(inputs, targets):
+        assert 20.0 < psnr(a[0].numpy(), b[0].numpy()) < 60.0  # compressed, not identical, not garbage
+
+
+def test_gate_loss_pushes_exits_before_the_oracle_below_the_threshold_and_the_rest_above():
+    from edgekit.zoo.rbqe_train import TrainConfig, gate_loss, oracle_exits
+
+    mse = torch.tensor([[1e-3, 1e-3, 1e-3], [4e-3, 2e-3, 1e-3]])  # PSNR 30/30/30 and 24/27/30 dB
+    assert oracle_exits(mse, 0.05).tolist() == [0, 2]
+
+    class Scores:  # IQAM stand-in: each "output" is already its score
+        def quality(self, out):
+            return out
+
+    config = TrainConfig(gate_threshold=0.5, gate_margin=0.1)
+    right = [torch.tensor([0.7, 0.3]), torch.tensor([0.7, 0.3]), torch.tensor([0.0, 0.0])]
+    assert float(gate_loss(Scores(), right, mse, config)) == 0.0
+    wrong = [torch.tensor([0.3, 0.7]), torch.tensor([0.7, 0.3]), torch.tensor([0.0, 0.0])]
+    assert float(gate_loss(Scores(), wrong, mse, config)) == pytest.approx((0.3 + 0.3) / 2)
+
+
 def test_ycbcr_round_trip():
     rgb = np.random.default_rng(0).random((5, 7, 3)).astype(np.float32)
     np.testing.assert_allclose(ycbcr_to_rgb(rgb_to_ycbcr(rgb)), rgb, atol=1e-5)
