@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -40,6 +41,9 @@ def ort_from_onnx(onnx_path: Path, root: Path, platform: str = "arm", log=lambda
                 shutil.copyfile(file, work / file.name)
         out = work / "out"
         printed = io.StringIO()
+        logger = logging.getLogger("ort_format_model")  # the converter logs its config path at INFO
+        level = logger.level
+        logger.setLevel(logging.WARNING)
         try:
             with contextlib.redirect_stdout(printed):
                 convert_onnx_models_to_ort(work / onnx_path.name, output_dir=out,
@@ -48,6 +52,7 @@ def ort_from_onnx(onnx_path: Path, root: Path, platform: str = "arm", log=lambda
             raise ExportError(f"ort-mobile: converting {onnx_path.name} failed: "
                               f"{' '.join(str(exc).split())[:400]}") from exc
         finally:
+            logger.setLevel(level)
             for line in printed.getvalue().splitlines():
                 log(f"ort-mobile: {line}")
         converted = sorted(out.glob("*.ort"))

@@ -8,8 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from edgekit.bundle import sha256_file
 from edgekit.errors import SourceError
-from edgekit.sources.model import ModelSource, example_from_spec, file_sha256, onnx_value_spec, spec_of, to_numpy
+from edgekit.sources.model import ModelSource, example_from_spec, onnx_value_spec, spec_of, to_numpy
 
 
 def load_program(path: Path, what: str):
@@ -55,7 +56,7 @@ def from_pt2(spec, input_specs, dynamic) -> ModelSource:
         raise SourceError(f"{spec}: the program carries no example inputs: pass --input for {', '.join(names)}")
     specs = [spec_of(n, t, dims.get(n, {})) for n, t in zip(names, examples)]
     return ModelSource(
-        spec=spec, kind="pt2", sha256=file_sha256(path), inputs=specs, example_inputs=examples,
+        spec=spec, kind="pt2", sha256=sha256_file(path), inputs=specs, example_inputs=examples,
         exported=program, dynamic_shapes=dims,
     )
 
@@ -78,7 +79,7 @@ def from_onnx(spec, input_specs) -> ModelSource:
     if unknown:
         raise SourceError(f"{spec}: --input names {', '.join(sorted(unknown))} are not inputs of the model")
     return ModelSource(
-        spec=spec, kind="onnx", sha256=file_sha256(path), inputs=specs, example_inputs=tuple(examples),
+        spec=spec, kind="onnx", sha256=sha256_file(path), inputs=specs, example_inputs=tuple(examples),
         onnx_path=path, onnx_model=model, output_names=[o.name for o in model.graph.output],
     )
 

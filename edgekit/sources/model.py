@@ -95,14 +95,6 @@ def to_numpy(value) -> np.ndarray:
     return np.asarray(value)
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def state_sha256(module) -> str:
     """Content hash of a module's parameters and buffers (names, dtypes, shapes, bytes)."""
     import torch

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.bundle import sha256_file
 from edgekit.errors import SourceError
-from edgekit.sources.model import ModelSource, example_from_spec, file_sha256, spec_of, state_sha256, to_numpy
+from edgekit.sources.model import ModelSource, example_from_spec, spec_of, state_sha256, to_numpy
 from edgekit.tuning.knobs import knobs_from_hook
 
 
@@ -46,7 +47,7 @@ def from_file(spec, path: Path, attr: str, input_specs, dynamic) -> ModelSource:
         found = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
         raise SourceError(f"{spec}: {path} has no {attr!r} (callables there: {', '.join(found) or 'none'})")
     built = _call_factory(spec, lambda: _instantiate(getattr(module, attr)))
-    return from_built(spec, "file", built, input_specs, dynamic, sha256=file_sha256(path))
+    return from_built(spec, "file", built, input_specs, dynamic, sha256=sha256_file(path))
 
 
 def from_module_path(spec, module_path: str, attr: str, input_specs, dynamic) -> ModelSource:

@@ -111,13 +111,15 @@ def path_of(setting: dict, knobs: list[Knob], outputs: Outputs) -> tuple:
 
 def choose(measurement: Measurement, budget: float, floor: float | None = None) -> SettingResult | None:
     """The setting with the lowest expected latency whose drop from the costliest setting is within `budget`
-    (and whose metric is at least `floor`); ties go to the better metric. None when no setting qualifies."""
+    (and whose metric is at least `floor`); ties go to the better metric, then to the setting nearest the
+    costliest one (the grid runs cheap to costly): of several thresholds that route the data alike, the
+    highest, which leaves the most margin for inputs the data did not show. None when none qualifies."""
     for row in measurement.rows:
         row.within_budget = row.drop <= budget + 1e-12 and (floor is None or row.metric >= floor)
-    candidates = [r for r in measurement.rows if r.within_budget]
+    candidates = [(i, r) for i, r in enumerate(measurement.rows) if r.within_budget]
     if not candidates:
         return None
-    return min(candidates, key=lambda r: (r.expected_latency_ms, -r.metric))
+    return min(candidates, key=lambda ir: (ir[1].expected_latency_ms, -ir[1].metric, -ir[0]))[1]
 
 
 def _row(setting, keys, scores, median, knobs) -> SettingResult:

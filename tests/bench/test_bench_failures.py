@@ -17,8 +17,8 @@ pytestmark = [pytest.mark.onnxruntime, pytest.mark.openvino]
 
 
 def test_a_row_past_its_timeout_fails_with_the_reason_and_exit_1(toy_bundle):
-    # a child that cannot even import its backend in 0.3 s is indistinguishable from a hung one
-    result = run_cli("bench", toy_bundle, "-r", "onnxruntime", "--timeout", "0.3", "--json")
+    # 10^8 forced calls cannot finish in 0.3 s: the row is a hung one, whatever this machine's speed
+    result = run_cli("bench", toy_bundle, "-r", "onnxruntime", "--iters", "100000000", "--timeout", "0.3", "--json")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     data = json.loads(result.stdout)  # --json still carries every row
     (row,) = data["results"]

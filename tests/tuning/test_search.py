@@ -44,13 +44,14 @@ def test_the_cheapest_threshold_within_budget_is_chosen():
     result = measure(_exit_model, feeds, [knob], INPUTS, lambda i, out, ref: float(out["y"][0]), timed_run=clock)
     assert result.reference.setting == {"threshold": 2.0} and result.reference.paths["exit_index"] == {"1": 4}
     chosen = choose(result, budget=0.01)
-    # 0.5 lets the two samples scoring ≥ 0.5 exit early and keeps the others deep: the cheapest without loss
-    assert chosen.setting == {"threshold": 0.5}
+    # 0.5 and 0.6 let the two samples scoring ≥ 0.5 exit early and keep the others deep: the cheapest
+    # without loss; of the two, the one with more margin (the higher threshold)
+    assert chosen.setting == {"threshold": 0.6}
     assert chosen.paths["exit_index"] == {"0": 2, "1": 2} and chosen.drop == 0.0
     assert chosen.expected_latency_ms == pytest.approx(3.0) and result.reference.expected_latency_ms == 5.0
     # a generous budget buys the all-early threshold: half the samples lose everything
     loose = choose(result, budget=0.5)
-    assert loose.setting == {"threshold": 0.0} and loose.metric == pytest.approx(0.5)
+    assert loose.setting == {"threshold": 0.2} and loose.metric == pytest.approx(0.5)
     # the oracle exits early exactly where that is free
     assert result.oracle.paths["exit_index"] == {"0": 2, "1": 2} and result.oracle.metric == 1.0
 
