@@ -11,7 +11,6 @@ clean images are easy (exit 0) and noisy ones need the deeper, wider stages.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import time
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 
 from edgekit.flow import ExitChain, exit_chain, max_softmax
+from edgekit.flow.threads import one_thread
 
 CLASSES, SIZE = 4, 16
 WEIGHTS = Path(__file__).with_name("branchy.pt")
@@ -86,18 +86,6 @@ def build() -> ExitChain:
     model = build_untrained(width=state["width"], threshold=state["threshold"])
     model.load_state_dict(state["model"])
     return model.frozen()
-
-
-@contextlib.contextmanager
-def one_thread():
-    """Train on one thread: on a model this small, more threads mostly wait on each other (10× slower on a
-    loaded 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def train(seconds: float, width: int = 16, threshold: float = 0.9, batch: int = 64, seed: int = 0,

@@ -13,7 +13,6 @@ Data (generated here): 16×16 images of 1 to 3 soft-edged rectangles and discs o
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import time
@@ -23,6 +22,7 @@ import torch
 from torch import nn
 
 from edgekit.flow import Sampler, sampler
+from edgekit.flow.threads import one_thread
 
 SIZE, MAX_STEPS, T_START, ETA = 16, 8, 0.5, 0.5
 WEIGHTS = Path(__file__).with_name("denoiser.pt")
@@ -116,18 +116,6 @@ def build() -> Sampler:
     model = build_untrained(width=state["width"])
     model.load_state_dict(state["model"])
     return model.frozen()
-
-
-@contextlib.contextmanager
-def one_thread():
-    """Train on one thread: on a model this small, more threads mostly wait on each other (10× slower on a
-    loaded 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def train(seconds: float, width: int = 32, batch: int = 64, seed: int = 0,

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from edgekit.flow.threads import one_thread
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "python"
 
 
@@ -22,11 +24,9 @@ def _load(name: str):
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def single_thread():
+    with one_thread():
+        yield
 
 
 def test_branchy_exits_route_after_training():
