@@ -47,6 +47,7 @@ class ExportOptions:
     max_drop: float | None = None  # --max-drop: int8 accuracy budget on `metric`
     metric: str | None = None  # --metric: psnr | si_sdr | cosine | FILE.py:fn (None: the model's own)
     cache: bool = True  # reuse ONNX, target builds and reference outputs from the export cache (export/cache.py)
+    verify: bool = True  # check the `reuse` bundle's files against their sha256 (--no-verify: containment only)
 
 
 def check_targets(targets, precision: str) -> tuple[str, ...]:
@@ -79,6 +80,8 @@ def export_bundle(source: ModelSource, out: Path, options: ExportOptions, report
             shutil.copyfile(options.adapter, root / ADAPTER_FILE)
             artifacts["adapter"] = {"path": ADAPTER_FILE}
         quantize = _stage_int8(source, root, artifacts, options, reporter) if options.precision == "int8" else None
+        if quantize is not None and options.reuse is not None and not options.verify:
+            quantize["source_verified"] = False  # quantized from files nobody checked (--no-verify)
         onnx_model = load_onnx(root / "model.onnx", load_external_data=False)
         outputs = output_specs(onnx_model)
         for name in targets:
@@ -134,7 +137,7 @@ def _stage_onnx(source, root, log_path, options, reporter, cache=None):
     """Write model.onnx (and model.pt2 for torch sources); return artifacts, control flow, reference."""
     artifacts: dict = {}
     if options.reuse is not None:
-        return _reuse_onnx(Bundle.load(options.reuse), root, reporter)
+        return _reuse_onnx(Bundle.load(options.reuse, verify=options.verify), root, reporter)
     if source.kind == "onnx":
         with reporter.stage("onnx: copy source"):
             import onnx

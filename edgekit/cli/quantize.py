@@ -12,7 +12,7 @@ from typing import List, Optional
 import typer
 
 from edgekit.cli.common import (AsJson, Calib, CalibSamples, Force, JsonOut, MaxDrop, Metric, Samples, TrtArch, UseCache,
-                                apply_cache_flag, check_max_drop, check_metric, export_and_report)
+                                NoVerify, apply_cache_flag, check_max_drop, check_metric, export_and_report)
 from edgekit.errors import EdgekitError
 from edgekit.ui import Reporter
 
@@ -30,6 +30,7 @@ def quantize_command(
     samples: Samples = 8,
     force: Force = False,
     cache: UseCache = True,
+    no_verify: NoVerify = False,
     as_json: AsJson = False,
 ):
     """Quantize an exported fp32 bundle to INT8 (If/Loop bodies included), validated against fp32 PyTorch."""
@@ -39,7 +40,7 @@ def quantize_command(
     json_out = JsonOut(as_json)
     apply_cache_flag(cache)
     check_max_drop(max_drop)
-    bundle = Bundle.load(bundle_path)
+    bundle = Bundle.load(bundle_path, verify=not no_verify)
     compiled = [k for k in bundle.manifest.artifacts if k in ("openvino", "tensorrt")]
     targets = check_targets(["onnx", *(target or compiled)], "int8")
     out = out or bundle_path.with_name(f"{bundle_path.name}-int8")
@@ -53,6 +54,6 @@ def quantize_command(
     options = ExportOptions(
         targets=targets, precision="int8", samples=samples, force=force, calib=calib, calib_samples=calib_samples,
         max_drop=max_drop, metric=metric, adapter=adapter, reuse=bundle_path,
-        target_options={"trt_arch": trt_arch} if trt_arch else {}, cache=cache,
+        target_options={"trt_arch": trt_arch} if trt_arch else {}, cache=cache, verify=not no_verify,
     )
     export_and_report(source, out, options, reporter, json_out, what="int8 bundle")

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from edgekit.cli.common import JsonOut
+from edgekit.cli.common import JsonOut, NoVerify
 from edgekit import jsonsafe
 from edgekit.errors import EdgekitError
 from edgekit.ui import console
@@ -23,7 +23,9 @@ def sweep_command(
     report: Optional[Path] = typer.Option(None, "--report", help="Write a Markdown report (+ a PNG scatter beside it)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write the latency-vs-metric scatter (PNG)."),
     timeout: Optional[float] = typer.Option(
-        None, "--timeout", min=1, help="Seconds one stage may run locally before it fails as hung (default 4 h)."),
+        None, "--timeout", min=1,
+        help="Seconds one stage may run (locally or as a Ray task) before it fails as hung (default 4 h)."),
+    no_verify: NoVerify = False,
     as_json: bool = typer.Option(False, "--json", help="Print the sweep result as JSON on stdout."),
 ):
     """Export, validate and benchmark every cell of a sweep (density × precision × runtime × shape × feeds ×
@@ -35,9 +37,11 @@ def sweep_command(
 
     json_out = JsonOut(as_json)
     config = load_config(config_path)
+    config.verify = not no_verify
     if plot:
         require_matplotlib()  # fail before the sweep, not after
-    executor = RayExecutor(ray, config.local_device) if ray else LocalExecutor(jobs, timeout or TASK_TIMEOUT_S)
+    timeout_s = timeout or TASK_TIMEOUT_S
+    executor = RayExecutor(ray, config.local_device, timeout_s=timeout_s) if ray else LocalExecutor(jobs, timeout_s)
     progress = _Progress()
     try:
         with console.status("sweep: checking the model and planning…") as status:

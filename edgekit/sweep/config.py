@@ -106,6 +106,7 @@ class SweepConfig:
     export: ExportSettings = field(default_factory=ExportSettings)
     prune: PruneSettings = field(default_factory=PruneSettings)
     bench: BenchSettings = field(default_factory=BenchSettings)
+    verify: bool = True  # check cached bundles against their sha256 before use (`sweep --no-verify`: not)
 
     def cells(self) -> list[Cell]:
         names = sorted(self.feeds)

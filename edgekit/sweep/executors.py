@@ -51,7 +51,7 @@ class LocalExecutor:
         started: dict = {}  # future → monotonic start
         # spawn, not fork: the parent may hold torch/OpenMP threads, which do not survive a fork
         context = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(self.jobs, mp_context=context)
+        pool = _pool(context, self.jobs)
         try:
             while pending or running:
                 for task in self._next(pending, running, results):
@@ -117,7 +117,25 @@ def _restart(pool: ProcessPoolExecutor, context, jobs: int) -> ProcessPoolExecut
         if process.is_alive():
             process.kill()
     pool.shutdown(wait=False, cancel_futures=True)
-    return ProcessPoolExecutor(jobs, mp_context=context)
+    return _pool(context, jobs)
+
+
+def _pool(context, jobs: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(jobs, mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),))
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Pool worker initializer: exit when the sweep that started this worker is gone (SIGKILLed, OOM).
+    A spawned worker would otherwise outlive it forever (it holds its own end of the task queue, so it
+    never sees EOF), still running a stage nobody will read."""
+    import threading
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(70)
+
+    threading.Thread(target=watch, name="edgekit-parent-watch", daemon=True).start()
 
 
 class RayExecutor:
@@ -126,7 +144,9 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, address: str = "auto", local_label: str = "local", num_cpus: int | None = None):
+    def __init__(self, address: str = "auto", local_label: str = "local", num_cpus: int | None = None,
+                 timeout_s: float = TASK_TIMEOUT_S):
+        self.timeout_s = timeout_s  # a task running longer fails ("timed out"); see run_with_deadline
         try:
             import ray
         except ImportError:
@@ -153,7 +173,7 @@ class RayExecutor:
 
     def run(self, plan: SweepPlan, on_done: OnDone) -> dict[str, dict]:
         ray = self.ray
-        remote = ray.remote(max_retries=0)(run_task)
+        remote = ray.remote(max_retries=0)(run_with_deadline)
         refs = {}
         for task in plan.tasks.values():  # dependency order: upstream refs exist; Ray resolves them to results
             if task.device:
@@ -161,7 +181,7 @@ class RayExecutor:
             else:
                 options = {"num_cpus": 1}
             refs[task.key] = remote.options(name=f"edgekit-sweep {task.label}", **options).remote(
-                task.payload, *[refs[d] for d in task.deps])
+                self.timeout_s, task.payload, *[refs[d] for d in task.deps])
         waiting = {ref: key for key, ref in refs.items()}
         results: dict[str, dict] = {}
         while waiting:
@@ -170,12 +190,42 @@ class RayExecutor:
                 task = plan.tasks[waiting.pop(ref)]
                 try:
                     results[task.key] = ray.get(ref)
-                except Exception as exc:  # the worker died, or an upstream task did (RayTaskError)
+                except Exception as exc:  # the worker died (or was stopped at its deadline), or an upstream one did
                     reason = str(exc).strip().splitlines()
-                    results[task.key] = _failed(task, f"ray: {type(exc).__name__}: {reason[0] if reason else ''}")
+                    results[task.key] = _failed(task, f"ray: {type(exc).__name__}: {reason[0] if reason else ''} "
+                                                      f"(if it ran {self.timeout_s:g} s: hung, stopped at its deadline)")
                 on_done(task, results[task.key])
         return results
 
     def close(self) -> None:
         if self.started:
             self.ray.shutdown()
+
+
+class StageTimeout(EdgekitError):
+    """A stage ran past its deadline (raised inside it by SIGALRM; `run_task` turns it into a failed result)."""
+
+
+def run_with_deadline(timeout_s: float, payload: dict, *upstream: dict) -> dict:
+    """`run_task` bounded in time, for Ray workers (which Ray cannot stop on a timer): SIGALRM raises
+    StageTimeout inside the stage, a failed result with its reason, and the worker lives on; a stage stuck
+    where Python cannot interrupt it (native code, SIGALRM blocked) is ended by a watchdog thread that
+    exits the worker `grace` seconds later, which Ray reports as a dead worker."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise StageTimeout(f"timed out after {timeout_s:g} s (hung or too slow); the stage was stopped")
+
+    grace = min(60.0, max(5.0, 0.1 * timeout_s))
+    watchdog = threading.Timer(timeout_s + grace, os._exit, args=(75,))
+    watchdog.daemon = True
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, timeout_s)
+    watchdog.start()
+    try:
+        return run_task(payload, *upstream)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        watchdog.cancel()

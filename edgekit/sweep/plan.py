@@ -54,7 +54,7 @@ def build_plan(config: SweepConfig, source_sha: str, unroutable, metric_sha: str
     (the metric's data) keys the baseline and measure stages, not the exports."""
     plan = SweepPlan()
     common = {"source": config.source, "source_sha": source_sha, "edgekit": __version__,
-              "cache": str(config.cache)}
+              "cache": str(config.cache), "verify": config.verify}
     bench = asdict(config.bench)
     reference_export = None
     for cell in config.cells():
@@ -103,8 +103,8 @@ def _export_task(plan, config, common, density, precision, prune) -> str:
 
 
 def _task(kind, label, common, inputs, deps=(), device=None) -> Task:
-    # the cache path is where results live, not what they are: it stays out of the key
-    key = stage_key(kind, {k: v for k, v in common.items() if k != "cache"} | inputs)
+    # where results live and whether cached files are checked are not what they are: both stay out of the key
+    key = stage_key(kind, {k: v for k, v in common.items() if k not in ("cache", "verify")} | inputs)
     return Task(key, kind, label, {**common, **inputs, "kind": kind, "key": key, "label": label}, deps, device)
 
 

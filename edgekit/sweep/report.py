@@ -53,6 +53,7 @@ class SweepResult:
     cache: str
     date: str
     machine: dict = field(default_factory=dict)
+    verified: bool = True  # False: `--no-verify`, cached bundles used without checking their sha256
 
     @property
     def recommended(self) -> dict[str, str]:
@@ -65,7 +66,7 @@ class SweepResult:
         return {"name": self.name, "source": self.source, "executor": self.executor, "metric": self.metric,
                 "budget": self.budget, "date": self.date, "cache": self.cache, "stages": self.stages,
                 "recommended": self.recommended, "machine": self.machine,
-                "cells": [c.to_json() for c in self.cells]}
+                "cells": [c.to_json() for c in self.cells], **({} if self.verified else {"verified": False})}
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[bool]:

@@ -79,7 +79,8 @@ def run_sweep(config: SweepConfig, executor, on_done: Callable[[Task, dict], Non
     mark_front_and_recommend(cells, config.budget)
     metric = next((c.metric for c in cells if c.metric), config.metric)
     return SweepResult(config.name, config.source, executor.name, metric, config.budget, cells,
-                       _stage_counts(plan, results), str(config.cache), time.strftime("%Y-%m-%d %H:%M"))
+                       _stage_counts(plan, results), str(config.cache), time.strftime("%Y-%m-%d %H:%M"),
+                       verified=config.verify)
 
 
 def _cell_result(planned: PlannedCell, plan: SweepPlan, results: dict) -> CellResult:

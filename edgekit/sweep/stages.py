@@ -36,7 +36,7 @@ def run_task(payload: dict, *upstream: dict) -> dict:
         return {"status": "failed", "skipped": True, "reason": reason, "kind": kind, "label": payload["label"]}
     cache = StageCache(payload["cache"])
     hit = cache.get(kind, key)
-    if hit is not None and _intact(hit):
+    if hit is not None and _intact(hit, payload.get("verify", True)):
         return {**hit, "cached": True}
     start = time.perf_counter()
     try:
@@ -56,14 +56,17 @@ def run_task(payload: dict, *upstream: dict) -> dict:
     return {**result, "cached": False}
 
 
-def _intact(hit: dict) -> bool:
-    """A cached bundle still matches its manifest (a corrupt cache entry is redone, not used or fatal)."""
+def _intact(hit: dict, verify: bool = True) -> bool:
+    """A cached bundle still matches its manifest (a corrupt cache entry is redone, not used or fatal);
+    with verify=False (`sweep --no-verify`) only its manifest must still load."""
     if "bundle" not in hit:
         return True
     from edgekit.bundle import Bundle
 
     try:
-        Bundle.load(hit["bundle"]).verify_artifacts()
+        bundle = Bundle.load(hit["bundle"], verify=verify)
+        if verify:
+            bundle.verify_artifacts()
     except EdgekitError:
         return False
     return True
@@ -138,7 +141,7 @@ def torch_stage(payload: dict, out: Path, export: dict) -> dict:
     from edgekit.bench.stats import BenchCase
     from edgekit.bundle import Bundle
 
-    bundle = Bundle.load(export["bundle"])
+    bundle = Bundle.load(export["bundle"], verify=payload.get("verify", True))
     result = _bench(bundle, BenchCase("torch", "fp32"), payload)
     return {"bench": result}
 
@@ -151,7 +154,7 @@ def measure_stage(payload: dict, out: Path, export: dict, baseline: dict, torch:
     from edgekit.sources import resolve_source
 
     runtime = payload["runtime"]
-    bundle = Bundle.load(_visible(export["bundle"]))
+    bundle = Bundle.load(_visible(export["bundle"]), verify=payload.get("verify", True))
     checked = export["validation"].get(runtime) or {}
     if checked.get("status") == "failed":
         raise EdgekitError(f"validation failed on {runtime}: {(checked.get('failures') or ['out of tolerance'])[0]}")

@@ -1,6 +1,6 @@
 """A sweep on a local Ray instance (2 CPUs) declaring a fake device, `device:fake-npu`: benchmark tasks
 must land where that resource is (and say so), a label no node declares must fail its cells alone, and
-a cell failing inside its task must not stop the others."""
+a cell failing inside its task must not stop the others, and a stage that hangs fails at its deadline."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sweep_helpers import write_sweep
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.onnxruntime]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ray_instance():
     import ray
 
@@ -56,3 +56,29 @@ def test_ray_sweep_routes_benchmarks_by_device_resource(tmp_path, ray_instance):
             assert "device:fake-npu" not in resources and resources.get("CPU") == 1.0
     assert {t.kind for t, _ in finished} == {"export", "baseline", "torch", "measure"}
     assert result.executor == "ray" and result.recommended == {"fake-npu": ok.id}
+
+
+def test_a_hung_ray_stage_fails_at_its_deadline_and_the_others_still_run(tmp_path, ray_instance):
+    """Interruptible hangs end by SIGALRM inside the stage (the worker lives on); a stage that blocks the
+    signal is ended by the watchdog, which exits the worker: both fail with a reason, the others run."""
+    from edgekit.sweep.executors import RayExecutor
+    from edgekit.sweep.plan import SweepPlan, Task
+
+    (tmp_path / "hang.py").write_text("import time\n\n\ndef build():\n    time.sleep(600)\n")
+    (tmp_path / "stuck.py").write_text("import signal, time\n\n\ndef build():\n"
+                                       "    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})\n"
+                                       "    time.sleep(600)\n")
+    (tmp_path / "bad.py").write_text("def build():\n    raise ValueError('broken factory')\n")
+    plan = SweepPlan()
+    for key in ("hang", "stuck", "bad"):
+        plan.add(Task(key, "baseline", key, {"kind": "baseline", "key": key, "label": key, "cache": str(tmp_path / "c"),
+                                            "source": f"{tmp_path / key}.py:build", "metric": None, "feeds": {}}))
+    done = {}
+    executor = RayExecutor("auto", timeout_s=5)
+    results = executor.run(plan, lambda task, result: done.setdefault(task.key, result))
+    executor.close()
+    assert results["hang"]["status"] == "failed" and "timed out after 5 s" in results["hang"]["reason"]
+    assert results["stuck"]["status"] == "failed" and "stopped at its deadline" in results["stuck"]["reason"]
+    assert "WorkerCrashedError" in results["stuck"]["reason"], results["stuck"]["reason"]
+    assert results["bad"]["status"] == "failed" and "broken factory" in results["bad"]["reason"]
+    assert set(done) == {"hang", "stuck", "bad"}

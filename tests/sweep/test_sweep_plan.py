@@ -48,3 +48,18 @@ def test_keys_follow_what_each_stage_depends_on(tmp_path):
     assert other_metric["baseline"] != first["baseline"] and other_metric["measure"] != first["measure"]
     other_weights = keys(source_sha="sha2")  # new weights: everything is new
     assert all(set(other_weights[k]).isdisjoint(first[k]) for k in first)
+
+
+def test_no_verify_reaches_every_stage_but_not_the_cache_keys(tmp_path):
+    from edgekit.sweep.report import SweepResult
+
+    config = load_config(write_sweep(tmp_path, AXES))
+    checked = build_plan(config, "sha", lambda label: None)
+    config.verify = False  # `edgekit sweep --no-verify`
+    unchecked = build_plan(config, "sha", lambda label: None)
+    assert list(checked.tasks) == list(unchecked.tasks)  # the same stages: one cache serves both runs
+    assert all(t.payload["verify"] is False for t in unchecked.tasks.values())
+    assert all(t.payload["verify"] is True for t in checked.tasks.values())
+    result = SweepResult("s", "zoo:toy", "local", None, None, [], {}, "c", "today", verified=False)
+    assert result.to_json()["verified"] is False
+    assert "verified" not in SweepResult("s", "zoo:toy", "local", None, None, [], {}, "c", "today").to_json()

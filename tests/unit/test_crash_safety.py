@@ -117,6 +117,9 @@ def test_sweep_redoes_a_cached_bundle_that_no_longer_matches(toy_bundle_copy, tm
     assert _intact(hit)
     (toy_bundle_copy / "model.xml").write_text("<net/>")
     assert not _intact(hit)
+    assert _intact(hit, verify=False)  # `sweep --no-verify`: used as it is, only its manifest must load
+    (toy_bundle_copy / "manifest.json").write_text("{")
+    assert not _intact(hit, verify=False)
     assert _intact({"status": "ok", "metric": "cosine"})  # stages without a bundle
     json.dumps(hit)
 
@@ -136,3 +139,37 @@ def test_a_hung_sweep_stage_times_out_and_the_others_still_run(tmp_path):
     assert results["hung"]["status"] == "failed" and results["hung"]["reason"].startswith("timed out after 20 s")
     assert results["quick"]["status"] == "failed" and "broken factory" in results["quick"]["reason"]
     assert set(done) == {"hung", "quick"}
+
+
+def test_a_killed_sweep_leaves_no_result_no_orphan_workers_and_resumes_from_its_cache(tmp_path):
+    """SIGKILL to `edgekit sweep` once a stage has finished: no sweep.json, its worker processes go too
+    (they watch their parent), and the next run reuses the finished stage and completes."""
+    import psutil
+
+    from sweep_helpers import write_sweep
+
+    path = write_sweep(tmp_path, 'runtime = ["onnxruntime"]')
+    args = [sys.executable, "-m", "edgekit.cli", "sweep", str(path), "--jobs", "1"]
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen, workers = [], []
+    try:
+        for line in proc.stderr:
+            seen.append(line)
+            if "✓" in line:  # one stage done and cached; the pool's worker is busy with the next
+                workers = psutil.Process(proc.pid).children(recursive=True)
+                proc.send_signal(signal.SIGKILL)
+                break
+    finally:
+        proc.wait(timeout=300)
+    assert proc.returncode == -signal.SIGKILL, "".join(seen)[-2000:]
+    assert workers, "the sweep had no worker process to orphan"
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, f"orphaned sweep workers still running: {[p.pid for p in alive]}"
+    assert not (tmp_path / "sweep" / "sweep.json").exists()
+    finished = seen[-1].split("✓")[1].split("(")[0].strip()
+
+    result = subprocess.run(args + ["--json"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"{finished} (cached)" in result.stderr
+    cells = json.loads(result.stdout)["cells"]
+    assert [c["status"] for c in cells] == ["ok"] and (tmp_path / "sweep" / "sweep.json").is_file()

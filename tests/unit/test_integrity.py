@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from conftest import run_cli
+from conftest import ROOT, manifest_of, run_cli
 from edgekit.bundle import Bundle, reap_stale, staged_bundle
 from edgekit.errors import EdgekitError
 from edgekit.integrity import IntegrityError, check_entry, contained_path, sha256_cached
@@ -153,3 +153,43 @@ def test_verify_command(toy_bundle_copy):
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     problems = json.loads(bad.stdout)["problems"]
     assert len(problems) == 2 and "model.xml" in problems[0] and "index.json" in problems[1]
+
+
+@pytest.mark.slow
+@pytest.mark.onnxruntime
+def test_quantize_checks_the_fp32_bundle_unless_no_verify_and_records_it(toy_bundle_copy, tmp_path):
+    sys.path.insert(0, str(ROOT / "tests" / "sweep"))
+    from sweep_helpers import CALIB  # toy's int8 calibration feeds
+
+    (tmp_path / "calib.py").write_text(CALIB)
+    manifest = json.loads((toy_bundle_copy / "manifest.json").read_text())
+    recorded = manifest["artifacts"]["onnx"]["sha256"]
+    manifest["artifacts"]["onnx"]["sha256"] = "0" * 64  # the manifest no longer vouches for model.onnx
+    (toy_bundle_copy / "manifest.json").write_text(json.dumps(manifest))
+    args = ["quantize", toy_bundle_copy, "--target", "onnx", "--calib", f"{tmp_path / 'calib.py'}:feeds",
+            "--calib-samples", "4", "--samples", "2", "--json"]
+    refused = run_cli(*args, "--out", tmp_path / "refused")
+    assert refused.returncode == 1 and not (tmp_path / "refused").exists()
+    assert "Traceback" not in refused.stderr and "model.onnx" in refused.stderr and recorded in refused.stderr
+    used = run_cli(*args, "--out", tmp_path / "used", "--no-verify")
+    assert used.returncode == 0, used.stderr[-2000:]
+    assert json.loads(used.stdout)["pipeline"]["quantize"]["source_verified"] is False
+    assert manifest_of(tmp_path / "used")["pipeline"]["quantize"]["source_verified"] is False
+
+
+@pytest.mark.onnxruntime
+def test_two_cli_exports_racing_for_one_out_end_with_one_bundle_and_one_clean_error(toy_bundle, tmp_path):
+    out = tmp_path / "raced"
+    args = [sys.executable, "-m", "edgekit.cli", "export", str(toy_bundle / "model.onnx"), "--target", "onnx",
+            "--no-cache", "--out", str(out)]
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    for p in procs:
+        p.stdout.close(), p.stderr.close()
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 1], results
+    loser = next(err for code, err in results if code == 1)
+    assert "Traceback" not in loser and loser.count("error:") == 1
+    assert "already exists" in loser or "another run wrote a bundle there" in loser, loser
+    assert Bundle.load(out).manifest.validation  # the winner's bundle, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["raced"]  # no staging dir left by the loser
