@@ -20,6 +20,7 @@ from edgekit.export.controlflow import check_control_flow_kept, control_flow_cou
 from edgekit.export.targets import TARGETS, BuildContext
 from edgekit.validation.parity import artifact_precision, failure_message, validate_export
 from edgekit.sources import ModelSource
+from edgekit.sources.onnx_fix import pinned_record
 from edgekit.specs import TensorSpec, dtype_name
 from edgekit.ui import SILENT, Reporter
 from edgekit.validation.compare import RuntimeValidation, Tolerance, make_samples
@@ -97,7 +98,7 @@ def export_bundle(source: ModelSource, out: Path, options: ExportOptions, report
             validation = validate_export(source, root, artifacts, outputs, options, reporter, cache=cache)
             failed = [v for v in validation.values() if not v]
         manifest = Manifest(
-            source={"spec": source.spec, "kind": source.kind, "sha256": source.sha256},
+            source={"spec": source.spec, "kind": source.kind, "sha256": source.sha256, **pinned_record(source)},
             inputs=source.inputs,
             outputs=outputs,
             control_flow=control_flow,

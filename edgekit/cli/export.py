@@ -20,6 +20,9 @@ def export_command(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Bundle directory (default: bundles/<name>)."),
     input: Optional[List[str]] = typer.Option(None, "--input", "-i", help="NAME:1x3xHxW:float32 (repeatable)."),
     dynamic: Optional[List[str]] = typer.Option(None, "--dynamic", help="NAME:AXIS[,AXIS] makes axes dynamic."),
+    fix: Optional[List[str]] = typer.Option(
+        None, "--fix", help="ONNX sources: NAME=VALUE pins a scalar input; the If nodes it decides are folded "
+                            "(repeatable; recorded in the manifest)."),
     precision: str = typer.Option("fp32", help="fp32, fp16 (compiled targets) or int8 (needs calibration data)."),
     calib: Calib = None,
     calib_samples: CalibSamples = 64,
@@ -55,6 +58,7 @@ def export_command(
     from edgekit.bundle import check_destination
     from edgekit.pipeline import ExportOptions, check_targets
     from edgekit.sources import resolve_source
+    from edgekit.sources.onnx_fix import parse_fixes
     from edgekit.specs import parse_dynamic_spec, parse_input_spec, parse_profile_spec
     from edgekit.validation.compare import load_npz_feeds
 
@@ -65,6 +69,7 @@ def export_command(
         raise EdgekitError("--max-drop/--metric apply to --precision int8")
     check_max_drop(max_drop)
     inputs = [parse_input_spec(s) for s in input or []]
+    fixes = parse_fixes(fix)
     dynamic_axes = dict(parse_dynamic_spec(s) for s in dynamic or [])
     out = out or Path("bundles") / default_name(source)
     check_destination(out, force)
@@ -76,7 +81,7 @@ def export_command(
         parse_arch_list(trt_arch)  # a bad arch fails now, not after the export
     reporter = Reporter()
     with reporter.stage(f"resolve {source}"):
-        model = resolve_source(source, inputs, dynamic_axes)
+        model = resolve_source(source, inputs, dynamic_axes, fixes)
     check_metric(metric, model.module)
     options = ExportOptions(
         targets=targets, precision=precision, validate=validate, samples=samples,

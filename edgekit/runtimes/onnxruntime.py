@@ -16,8 +16,12 @@ class OnnxRuntimeRunner(BaseRunner):
     name = "onnxruntime"
 
     def __init__(self, path: Path, inputs: list[TensorSpec], outputs: list[TensorSpec],
-                 threads: int | None = None, providers: list[str] | None = None):
+                 threads: int | None = None, providers: list[str] | None = None,
+                 fixed: Mapping[str, np.ndarray] | None = None):
+        """fixed: values added to every feed (the inputs an ONNX source pinned with `--fix`, for its
+        reference: the original file still has them)."""
         super().__init__(inputs, outputs)
+        self._fixed = dict(fixed or {})
         try:
             import onnxruntime as ort
         except ImportError:
@@ -33,7 +37,7 @@ class OnnxRuntimeRunner(BaseRunner):
         self._names = [o.name for o in self._session.get_outputs()]
 
     def run(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        feed = self.check_feed(feed)
+        feed = self.check_feed({**feed, **self._fixed} if self._fixed else feed)
         try:
             return dict(zip(self._names, self._session.run(self._names, feed)))
         except Exception as exc:  # ORT's own exceptions (a bad graph, a shape it rejects): one line, not a traceback

@@ -40,6 +40,7 @@ def resolve_source(
     spec: str,
     input_specs: list[TensorSpec] | None = None,
     dynamic: dict[str, list[int]] | None = None,
+    fixes: dict[str, str] | None = None,
 ) -> ModelSource:
     """Resolve `spec` to a ModelSource.
 
@@ -48,10 +49,13 @@ def resolve_source(
     """
     input_specs = list(input_specs or [])
     dynamic = dict(dynamic or {})
+    if fixes and not spec.endswith(".onnx"):
+        raise SourceError(f"--fix {', '.join(fixes)}: pins inputs of ONNX sources (export to ONNX first, or "
+                          f"make the value a constant of your model)")
     if spec.startswith("zoo:"):
         return from_zoo(spec, input_specs, dynamic)
     if spec.endswith(".onnx"):
-        return from_onnx(spec, input_specs)
+        return from_onnx(spec, input_specs, fixes)
     if spec.endswith(".pt2"):
         return from_pt2(spec, input_specs, dynamic)
     target, sep, attr = spec.rpartition(":")

@@ -61,11 +61,14 @@ def from_pt2(spec, input_specs, dynamic) -> ModelSource:
     )
 
 
-def from_onnx(spec, input_specs) -> ModelSource:
+def from_onnx(spec, input_specs, fixes: dict[str, str] | None = None) -> ModelSource:
+    """An ONNX file as a source; `fixes` ({name: value text}, `--fix`) pin scalar inputs (onnx_fix.py)."""
     from edgekit.export.controlflow import load_onnx
+    from edgekit.sources.onnx_fix import check_tensor_boundaries, fixed_values, pin_inputs
 
     path = Path(spec)
     model = load_onnx(path, load_external_data=False)
+    check_tensor_boundaries(model, spec)
     initializers = {i.name for i in model.graph.initializer}
     overrides = {s.name: s for s in input_specs}
     specs, examples = [], []
@@ -78,9 +81,17 @@ def from_onnx(spec, input_specs) -> ModelSource:
     unknown = set(overrides) - {s.name for s in specs}
     if unknown:
         raise SourceError(f"{spec}: --input names {', '.join(sorted(unknown))} are not inputs of the model")
+    pinned, pinned_ifs = [], 0
+    if fixes:
+        values = fixed_values(specs, fixes, spec)
+        model, pinned_ifs = pin_inputs(model, path, values)
+        pinned = [(s, values[s.name]) for s in specs if s.name in values]
+        examples = [e for s, e in zip(specs, examples) if s.name not in values]
+        specs = [s for s in specs if s.name not in values]
     return ModelSource(
         spec=spec, kind="onnx", sha256=sha256_file(path), inputs=specs, example_inputs=tuple(examples),
         onnx_path=path, onnx_model=model, output_names=[o.name for o in model.graph.output],
+        pinned=pinned, pinned_ifs=pinned_ifs,
     )
 
 

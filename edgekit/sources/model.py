@@ -41,6 +41,10 @@ class ModelSource:
     dynamic_shapes: dict[str, dict[int, Any]] = field(default_factory=dict)
     validation_feeds: list[dict[str, np.ndarray]] = field(default_factory=list)
     knobs: list = field(default_factory=list)  # tuning.knobs.Knob: run-time knobs from tuning_knobs()
+    # ONNX sources with `--fix NAME=VALUE`: the pinned inputs (spec, value), no longer inputs of onnx_model,
+    # fed to the original file by the reference; and how many If nodes pinning removed
+    pinned: list[tuple[TensorSpec, np.ndarray]] = field(default_factory=list)
+    pinned_ifs: int = 0
 
     @property
     def reference_runtime(self) -> str:

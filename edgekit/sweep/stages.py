@@ -205,7 +205,8 @@ def reference_runner(source):
     if source.kind == "onnx":
         from edgekit.runtimes.onnxruntime import OnnxRuntimeRunner
 
-        return OnnxRuntimeRunner(source.onnx_path, source.inputs, outputs)
+        return OnnxRuntimeRunner(source.onnx_path, source.inputs + [s for s, _ in source.pinned], outputs,
+                                 fixed={s.name: v for s, v in source.pinned})
     from edgekit.runtimes.torch import TorchRunner
 
     module = source.module if source.module is not None else source.exported.module()

@@ -49,8 +49,9 @@ def validate_export(source, root, artifacts, outputs, options, reporter, cache=N
     for runtime in [n for n in RUNNERS if RUNNERS.get(n).artifact in artifacts and n != "torch"]:
         precision = artifact_precision(artifacts[RUNNERS.get(runtime).artifact])
         tolerance = options.tolerance or DEFAULT_TOLERANCES[precision]
-        if runtime == source.reference_runtime and precision == "fp32":
-            # only the unchanged graph is the reference: an ONNX source's int8 model.onnx is validated
+        if runtime == source.reference_runtime and precision == "fp32" and not source.pinned:
+            # only the unchanged graph is the reference: an ONNX source's int8 or pinned (--fix) model.onnx
+            # is validated
             results[runtime] = RuntimeValidation.skipped(runtime, "this runtime is the reference")
             continue
         with reporter.stage(f"validate {runtime} ({precision})"):
@@ -100,7 +101,8 @@ def _reference_runner(source, bundle, outputs):
     if source.kind == "onnx":
         from edgekit.runtimes.onnxruntime import OnnxRuntimeRunner
 
-        return OnnxRuntimeRunner(source.onnx_path, source.inputs, outputs)
+        return OnnxRuntimeRunner(source.onnx_path, source.inputs + [s for s, _ in source.pinned], outputs,
+                                 fixed={s.name: v for s, v in source.pinned})
     from edgekit.runtimes.torch import TorchRunner
 
     module = source.module if source.module is not None else source.exported.module()
