@@ -81,3 +81,44 @@ def test_load_npz_feeds_single_multi_and_errors(tmp_path):
         load_npz_feeds(tmp_path / "shape.npz", INPUTS)
     with pytest.raises(EdgekitError, match="does not exist"):
         load_npz_feeds(tmp_path / "none.npz", INPUTS)
+
+
+def test_a_task_metric_gates_int8_and_element_wise_errors_are_only_reported():
+    """DESIGN.md §7: int8 with a task metric is gated by the metric and the exit paths; rel L2 is reported.
+    Shapes, NaN/Inf and exit paths still fail; without a task metric, or with the user's own tolerances,
+    the element-wise gate stays."""
+    from edgekit.validation.compare import Tolerance
+    from edgekit.validation.parity import gate_tolerance
+
+    metric_gated = gate_tolerance("int8", None, task_metric=True)
+    assert not metric_gated.elementwise and metric_gated.path_agreement == 0.95
+    assert gate_tolerance("int8", None, task_metric=False).elementwise  # cosine: the similarity gate stays
+    assert gate_tolerance("fp32", None, task_metric=True).elementwise
+    mine = Tolerance(None, 0.0, 1e-3)
+    assert gate_tolerance("int8", mine, task_metric=True) is mine  # --rel-l2 given: the user's gate
+
+    samples = [{"x": np.full((1, 4), i + 1.0, np.float32), "n": np.array(i, np.int64), "t": np.array(0.5, np.float32)}
+               for i in range(20)]
+    refs = [{"y": s["x"] * 2, "exit_index": np.array(0)} for s in samples]
+
+    def off_by_10_percent(feed):
+        return {"y": feed["x"] * 2.2, "exit_index": np.array(0)}
+
+    gated = validate_runtime("int8", off_by_10_percent, samples, refs, INPUTS, OUTPUTS, metric_gated, "int8")
+    assert gated.status == "passed" and gated.max_rel_l2 == pytest.approx(0.1, rel=1e-3)
+    assert gated.to_json()["gate"] == "metric" and gated.to_json()["max_rel_l2"] == pytest.approx(0.1, rel=1e-3)
+    plain = validate_runtime("int8", off_by_10_percent, samples, refs, INPUTS, OUTPUTS, DEFAULT_TOLERANCES["int8"],
+                             "int8")
+    assert plain.status == "failed" and "gate" not in plain.to_json()
+
+    def nan_and_flipped(feed):
+        i = int(feed["n"])
+        y = feed["x"] * 2.0
+        if i == 0:
+            y = y.copy()
+            y[0, 1] = np.nan
+        return {"y": y, "exit_index": np.array(1 if i in (1, 2) else 0)}  # 2 of 20 paths flip: 90% < 95%
+
+    broken = validate_runtime("int8", nan_and_flipped, samples, refs, INPUTS, OUTPUTS, metric_gated, "int8")
+    assert broken.status == "failed"
+    assert any("NaN" in f for f in broken.failures) and any("exit paths match" in f for f in broken.failures)
