@@ -81,7 +81,11 @@ def prune_model(source, out: Path, *, density: float, importance: str = "magnitu
     label += f", {recover_minutes:g} min recovery)" if plan.recover else ", no recovery hook)"
     with reporter.stage(label):
         result = prune_module(module, plan, settings, importance_named(importance))
-    after = (count_parameters(module), count_macs(module, plan.trace, plan.trace_inputs), layer_channels(module))
+    try:  # torch-pruning can leave layers that no longer fit together (a LayerNorm on a model input's channels)
+        after = (count_parameters(module), count_macs(module, plan.trace, plan.trace_inputs), layer_channels(module))
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise EdgekitError(f"{source.spec}: the pruned model no longer runs: {type(exc).__name__}: {first}") from exc
     learned = sum(t.numel() for t in result.learned.values())
     meta = {
         "source": {"spec": source.spec, "sha256": source.sha256}, "method": method, "density": density,
