@@ -66,6 +66,11 @@ HINTS: tuple[Hint, ...] = (
         lambda m: _op_on_target("TensorRT", m["op"], m["node"],
                                 "rewrite it with ops TensorRT supports, register a TensorRT plugin for it, or "
                                 "leave out --target tensorrt (ONNX Runtime and OpenVINO run the model.onnx)")),
+    Hint("dynamic dim fixed by the code", re.compile(r"Constraints violated \((?P<dim>.*?)\)!"),
+         lambda m: (f"a dim declared dynamic in dynamic_shapes() ({m['dim']}) is fixed to one size by the model's "
+                    "code: nn.LSTM/nn.GRU unroll over time under torch.export, and a shape read as a Python int "
+                    "does the same; make that dim static (one bundle per size, e.g. --input NAME:SHAPE) or "
+                    "compute with tensor ops (the full log names the line)")),
     Hint("missing extra", re.compile(r"pip install '?edgekit\[(?P<extra>[\w,]+)\]'?"),
          lambda m: f"install the extra: pip install 'edgekit[{m['extra']}]'"),
 )

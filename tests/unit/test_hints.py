@@ -30,7 +30,21 @@ MODELS = textwrap.dedent('''
             return torch.cond(x.sum() > 0, lambda t: t + torch.tensor(1.0), lambda t: t * 2, (x,))
 
 
+    class Recurrent(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = torch.nn.LSTM(4, 4, batch_first=True)
+
+        def forward(self, x):
+            return self.lstm(x)[0]
+
+        def dynamic_shapes(self):
+            return {"x": {1: "time"}}
+
+
     def build(name):
+        if name == "recurrent":
+            return Recurrent(), (torch.randn(1, 6, 4),)
         return {"data_if": DataIf, "alias": Alias, "tensor": TensorInBranch}[name](), (torch.randn(1, 4),)
 
 
@@ -109,6 +123,13 @@ def test_torch_tensor_in_a_branch_suggests_torch_full(models, tmp_path):
     error = _export_error(models, "tensor", tmp_path)
     assert "torch.full((), value, dtype=...)" in error.hint
     assert f"{models[0]}:19:" in error.hint
+
+
+def test_a_dynamic_dim_the_code_fixes_says_so(models, tmp_path):
+    error = _export_error(models, "recurrent", tmp_path)
+    assert "Constraints violated" in str(error)
+    assert error.hint.startswith("a dim declared dynamic in dynamic_shapes() (L['x'].size()[1]) is fixed to one "
+                                 "size by the model's code: nn.LSTM/nn.GRU unroll"), error.hint
 
 
 def test_op_without_onnx_translation_names_the_op(models, tmp_path):
