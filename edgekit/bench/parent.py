@@ -22,7 +22,8 @@ def run_cases(bundle, cases: list[BenchCase], settings: BenchSettings, feed: dic
     for index, case in enumerate(cases):
         if case.unavailable:
             results.append(BenchResult(case.runtime, "unavailable", case.precision, reason=case.unavailable,
-                                       mode=case.mode, batch=settings.batch, size_mb=case.size_mb))
+                                       mode=case.mode, batch=settings.batch, size_mb=case.size_mb,
+                                       artifact=case.artifact))
         else:
             results.append(measure_in_child(bundle.path, case, settings, feed,
                                             lambda kind, value, i=index: on_event(i, kind, value)))

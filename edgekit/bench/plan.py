@@ -93,17 +93,19 @@ def plan_cases(bundle, runtimes: list[str], device: str = "CPU", precisions: lis
         for precision, e in by_precision.items():
             size = e["size_bytes"] / 1e6 if "size_bytes" in e else None
             options = {"precision": precision} if runtime == "tensorrt" and len(by_precision) > 1 else {}
+            path = e.get("path")
             if runtime != "openvino":
-                cases.append(BenchCase(runtime, precision, options=options, size_mb=size))
+                cases.append(BenchCase(runtime, precision, options=options, size_mb=size, artifact=path))
                 continue
             ov = {"device": device}
-            cases.append(BenchCase(runtime, precision, options=ov, size_mb=size))
-            cases.append(BenchCase(runtime, precision, "throughput", {**ov, "hint": "THROUGHPUT"}, size_mb=size))
-            cases.extend(_precision_hint_cases(precision, size, ov, device, precisions, isa))
+            cases.append(BenchCase(runtime, precision, options=ov, size_mb=size, artifact=path))
+            cases.append(BenchCase(runtime, precision, "throughput", {**ov, "hint": "THROUGHPUT"}, size_mb=size,
+                                   artifact=path))
+            cases.extend(_precision_hint_cases(precision, size, ov, device, precisions, isa, path))
     return cases
 
 
-def _precision_hint_cases(artifact_precision, size, options, device, precisions, isa) -> list[BenchCase]:
+def _precision_hint_cases(artifact_precision, size, options, device, precisions, isa, path) -> list[BenchCase]:
     has_bf16 = any(f in (isa or []) for f in BF16_ISA)
     wanted = precisions if precisions is not None else (["bf16"] if has_bf16 and device == "CPU" else [])
     cases = []
@@ -112,5 +114,5 @@ def _precision_hint_cases(artifact_precision, size, options, device, precisions,
         if hint == "bf16" and device == "CPU" and not has_bf16:
             reason = f"this CPU has none of {', '.join(BF16_ISA)}"
         cases.append(BenchCase("openvino", hint, options={**options, "precision": hint}, validate=True,
-                               size_mb=size, unavailable=reason))
+                               size_mb=size, unavailable=reason, artifact=path))
     return cases

@@ -26,7 +26,7 @@ def row_cells(r: BenchResult) -> list[str]:
     status = r.status + (" ✓" if (r.validation or {}).get("status") == "passed" else "")
     lat = r.latency_ms or {}
     mode = r.mode if r.mode == "latency" else f"{r.mode} ×{r.requests}"
-    return [r.runtime, mode, r.precision, status, _num(r.size_mb, ".2f"), _num(r.load_ms, ".0f"),
+    return [r.name, mode, r.precision, status, _num(r.size_mb, ".2f"), _num(r.load_ms, ".0f"),
             _num(lat.get("p50"), ".3f"), _num(lat.get("p90"), ".3f"), _num(lat.get("p99"), ".3f"),
             _num(lat.get("stdev"), ".3f"), _num(r.throughput, ".1f"), _num(r.peak_rss_mb, ".0f"),
             _num(r.vs_torch, ".2f")]

@@ -47,6 +47,9 @@ class BenchResult:
     validation: dict | None = None  # for precision hints (bf16): parity vs the testdata reference outputs
     samples_ms: list[float] = field(default_factory=list, repr=False)
     runner: str | None = None  # what the runner executed, when it says (torch: eager module or model.pt2)
+    api: str = "python"  # the binding that made the calls: python, or c++ / c (the native runners' --bench)
+    device: str | None = None  # where it ran: CPU (OpenVINO's device name), cpu, cuda
+    artifact: str | None = None  # the bundle file the runner loaded (manifest path), None for eager torch
 
     def __bool__(self) -> bool:
         return self.status == "ok"
@@ -54,7 +57,12 @@ class BenchResult:
     @property
     def label(self) -> str:
         precision = "" if self.precision == "-" else f" {self.precision}"
-        return f"{self.runtime}{precision}" + ("" if self.mode == "latency" else f" ({self.mode})")
+        return f"{self.name}{precision}" + ("" if self.mode == "latency" else f" ({self.mode})")
+
+    @property
+    def name(self) -> str:
+        """The runtime, with the binding when it is not Python: `openvino`, `openvino (c++)`."""
+        return self.runtime if self.api == "python" else f"{self.runtime} ({self.api})"
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -73,6 +81,7 @@ class BenchCase:
     validate: bool = False  # check outputs against the testdata reference (precision hints)
     size_mb: float | None = None
     unavailable: str | None = None  # known before starting a child (no artifact, no bf16 on this CPU)
+    artifact: str | None = None  # the manifest path of the file the row's runner loads
 
 
 @dataclass(frozen=True)

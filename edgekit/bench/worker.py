@@ -14,6 +14,8 @@ import traceback
 
 # Backends imported before the load timer starts, so load_ms is load/compile time, not `import torch`.
 BACKEND_MODULES = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino"}
+# `device` of rows whose runner takes no device option (OpenVINO's rows carry its device name: CPU, GPU)
+DEFAULT_DEVICE = {"torch": "cpu", "onnxruntime": "cpu", "ort-mobile": "cpu", "tensorrt": "cuda"}
 PROGRESS_EVERY_S = 0.1  # throttle: a message per call would perturb the calls being timed
 
 
@@ -27,7 +29,8 @@ def run_case(bundle_path: str, case, settings, feed: dict, conn) -> None:
     from edgekit.errors import EdgekitError
 
     result = BenchResult(case.runtime, "ok", case.precision, mode=case.mode, batch=settings.batch,
-                         size_mb=case.size_mb)
+                         size_mb=case.size_mb, device=case.options.get("device") or DEFAULT_DEVICE.get(case.runtime),
+                         artifact=case.artifact)
     try:
         _measure(bundle_path, case, settings, feed, result, lambda kind, value: conn.send((kind, value)))
     except EdgekitError as exc:

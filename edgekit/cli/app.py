@@ -16,6 +16,7 @@ from edgekit.cli.embed import embed_command
 from edgekit.cli.env import env_command, zoo_command
 from edgekit.cli.export import export_command
 from edgekit.cli.inspect import inspect_command
+from edgekit.cli.pack import pack_command
 from edgekit.cli.prune import prune_command
 from edgekit.cli.quantize import quantize_command
 from edgekit.cli.sweep import sweep_command
@@ -65,7 +66,8 @@ def _print_error(message: str, hint: str | None) -> None:
 # The order of `edgekit --help`.
 COMMANDS = {
     "env": env_command, "zoo": zoo_command, "export": export_command, "validate": validate_command,
-    "inspect": inspect_command, "bench": bench_command, "embed": embed_command, "debug": debug_command,
+    "inspect": inspect_command, "bench": bench_command, "embed": embed_command, "pack": pack_command,
+    "debug": debug_command,
     "prune": prune_command, "quantize": quantize_command, "sweep": sweep_command, "tune": tune_command,
     "verify": verify_command, "testdata": testdata_command,
 }

@@ -31,6 +31,9 @@ def bench_command(
     timeout: Optional[float] = typer.Option(
         None, min=0.1, help="Seconds a row may take before its process is stopped and the row fails "
                             "(default: 600 + 3 × --seconds)."),
+    native: Optional[List[str]] = typer.Option(
+        None, "--native", help="Also time the C++ and/or C OpenVINO runner (cpp, c; comma list), built once and "
+                               "cached: rows with api c++/c next to the Python rows."),
     no_verify: NoVerify = False,
     as_json: AsJson = False,
     report: Optional[Path] = typer.Option(None, "--report", help="Write a Markdown report (machine + table)."),
@@ -45,9 +48,11 @@ def bench_command(
     from edgekit.bench.stats import BenchSettings, add_torch_ratios
     from edgekit.bundle import Bundle
     from edgekit.env import cpu_info, environment
+    from edgekit.native.bench import native_langs, native_results
     from edgekit.runtimes import RUNNERS, runtimes_for
 
     json_out = JsonOut(as_json)
+    langs = native_langs(split_values(native)) if native else []
     bundle = Bundle.load(bundle_path, verify=not no_verify)
     runtimes = split_values(runtime) or runtimes_for(bundle)
     for name in runtimes:
@@ -63,10 +68,15 @@ def bench_command(
     bundle.verify_artifacts(planned | ({"adapter", "testdata"} & set(bundle.manifest.artifacts)))
     with bench_progress(console, cases) as on_event:
         results = run_cases(bundle, cases, settings, data, on_event)
+    if langs:
+        with console.status("native runners") as status:
+            results += native_results(bundle_path, langs, settings, overrides, device, not no_verify,
+                                      lambda text: status.update(text))
     add_torch_ratios(results)
     payload = {
         "bundle": str(bundle_path), "source": bundle.manifest.source.get("spec"), "feed": overrides,
         "inputs": {k: {"shape": list(v.shape), "dtype": v.dtype.name} for k, v in data.items()},
+        "native": langs,
         "settings": {"warmup": warmup, "iters": settings.iters, "seconds": settings.seconds, "threads": threads,
                      "batch": settings.batch, "device": device, "min_iters": settings.min_iters,
                      "timeout_s": settings.row_timeout_s(), "verified": not no_verify},

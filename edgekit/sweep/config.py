@@ -23,7 +23,9 @@ budget = 0.3                   # the largest drop from the fp32 unpruned referen
 
 [export]                       # calib, calib_samples, max_drop (int8 accuracy control), samples, validate, opset
 [prune]                        # importance, adapter, rank, steps, recover_minutes, allocation
-[bench]                        # iters, warmup, threads
+[bench]                        # iters, warmup, threads; native = "cpp" | "c": time openvino cells with
+                               # the C++/C runner (built on the worker host, or native_runner = "PATH" to
+                               # a packed runner there); it times the bundle's testdata sample's shape
 ```
 """
 
@@ -31,7 +33,7 @@ from __future__ import annotations
 
 import itertools
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from edgekit.sweep.checks import (ConfigError, check_density, check_label, check_scalar, check_shape, check_string,
@@ -40,6 +42,7 @@ from edgekit.sweep.checks import (ConfigError, check_density, check_label, check
 PRECISIONS = ("fp32", "fp16", "int8")
 RUNTIMES = ("torch", "onnxruntime", "openvino", "tensorrt")
 RUNTIME_TARGET = {"onnxruntime": "onnx", "openvino": "openvino", "tensorrt": "tensorrt"}
+NATIVE = ("cpp", "c")  # bench.native: the runners of examples/cpp and examples/c
 AXES = ("density", "precision", "runtime", "shape", "device", "feeds")
 TOP_LEVEL = ("name", "source", "out", "cache", "local_device", "axes", "metric", "export", "prune", "bench")
 
@@ -69,6 +72,8 @@ class BenchSettings:
     iters: int = 50
     warmup: int = 5
     threads: int | None = None
+    native: str | None = None  # "cpp" | "c": openvino cells timed by the native runner's --bench
+    native_runner: str | None = None  # a runner binary on the benchmark host (a pack's), instead of building one
 
 
 @dataclass(frozen=True)
@@ -176,8 +181,19 @@ def config_from_dict(data: dict, path: Path) -> SweepConfig:
         metric=metric, budget=budget,
         export=_with_calib_path(settings_of(data, "export", ExportSettings, where), base),
         prune=_prune_settings(data, where),
-        bench=settings_of(data, "bench", BenchSettings, where),
+        bench=_bench_settings(data, where, base),
     )
+
+
+def _bench_settings(data: dict, where: str, base: Path) -> BenchSettings:
+    settings = settings_of(data, "bench", BenchSettings, where)
+    if settings.native is not None and settings.native not in NATIVE:
+        raise ConfigError(f"{where}: bench.native = {settings.native!r}: expected one of {', '.join(NATIVE)}")
+    if settings.native_runner is not None:
+        if settings.native is None:
+            raise ConfigError(f"{where}: bench.native_runner needs bench.native (\"cpp\" or \"c\": the runner's API)")
+        settings = replace(settings, native_runner=str(base / settings.native_runner))  # relative to this file
+    return settings
 
 
 def _source(spec: str, base: Path) -> str:

@@ -55,7 +55,10 @@ def build_plan(config: SweepConfig, source_sha: str, unroutable, metric_sha: str
     plan = SweepPlan()
     common = {"source": config.source, "source_sha": source_sha, "edgekit": __version__,
               "cache": str(config.cache), "verify": config.verify}
-    bench = asdict(config.bench)
+    # native keys only when set: the stage keys (the cache) of sweeps without them stay what they were, and
+    # the torch row, always timed in Python, is shared between native and Python sweeps
+    python_bench = {k: v for k, v in asdict(config.bench).items() if not k.startswith("native")}
+    bench = {**python_bench, **{k: v for k, v in asdict(config.bench).items() if k.startswith("native") and v}}
     reference_export = None
     for cell in config.cells():
         reason = unroutable(cell.device)
@@ -69,7 +72,7 @@ def build_plan(config: SweepConfig, source_sha: str, unroutable, metric_sha: str
         baseline = plan.add(_task("baseline", f"baseline {_feeds_label(feeds)}".strip(), common,
                                   {"metric": config.metric, "metric_sha": metric_sha, "feeds": feeds}))
         torch = plan.add(_task("torch", f"torch {_where(cell)}", common,
-                               {"export": reference_export, "shape": cell.shape, "feeds": feeds, "bench": bench},
+                               {"export": reference_export, "shape": cell.shape, "feeds": feeds, "bench": python_bench},
                                deps=(reference_export,), device=cell.device))
         measure = plan.add(_task("measure", cell_label(cell), common,
                                  {"export": export, "runtime": cell.runtime, "shape": cell.shape, "feeds": feeds,

@@ -32,6 +32,7 @@ class CellResult:
     stages: dict = field(default_factory=dict)  # kind → ran | cached | failed | skipped
     where: dict = field(default_factory=dict)  # host/pid (Ray: node, assigned resources) of the benchmark
     unavailable: bool = False  # failed because its runtime/device cannot run here (not a sweep failure)
+    api: str | None = None  # who made the timed calls: python, or c++ / c ([bench] native)
 
     @property
     def measured(self) -> bool:

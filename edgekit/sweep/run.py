@@ -100,6 +100,7 @@ def _cell_result(planned: PlannedCell, plan: SweepPlan, results: dict) -> CellRe
     out.status, out.size_mb, out.p50_ms, out.vs_torch = OK, result["size_mb"], result["p50_ms"], result["vs_torch"]
     out.metric, out.baseline, out.value, out.drop = metric["metric"], metric["baseline"], metric["value"], metric["drop"]
     out.validation, out.where = result.get("validation"), result.get("where", {})
+    out.api = result.get("bench", {}).get("api", "python")
     return out
 
 

@@ -247,6 +247,10 @@ def _bench(bundle, case, payload: dict) -> dict:
 
     settings = payload["bench"]
     feed = bench_input(bundle, payload["shape"], payload["feeds"])
+    if settings.get("native") and case.runtime == "openvino":  # the C++/C runner's --bench, not Python's
+        from edgekit.native.bench import native_sweep_row
+
+        return native_sweep_row(bundle, settings, payload["feeds"], feed, payload.get("verify", True))
     # Ray sets OMP_NUM_THREADS to a task's num_cpus (1 for our num_cpus=0 device tasks); the child would
     # inherit it and PyTorch would time on one thread. Benchmarks use the runtimes' defaults, as `edgekit bench`.
     saved = os.environ.pop("OMP_NUM_THREADS", None) if "ray" in sys.modules else None

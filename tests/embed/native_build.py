@@ -27,19 +27,20 @@ def _check(cmd: list[str], what: str, timeout: int = 300) -> subprocess.Complete
 
 
 @pytest.fixture(scope="session")
-def executables(tmp_path_factory, toy_bundle) -> dict[str, Path]:
-    """Both examples, configured and built once per session with the exact argv `edgekit embed` plans."""
-    from edgekit.native.embed import embed_plan
+def executables(toy_bundle) -> dict[str, Path]:
+    """Both examples, configured and built once per session with the exact argv `edgekit embed` plans, in
+    the folder `edgekit bench --native` uses ($EDGEKIT_CACHE/native: the session's cache), so the CLI
+    tests reuse this build."""
+    from edgekit.errors import BackendUnavailable
+    from edgekit.native.build import build_runner
 
     if not _BUILT:
-        root = tmp_path_factory.mktemp("embed-build")
         for lang in LANGS:
-            plan = embed_plan(toy_bundle, lang, root / lang)
-            if plan.install:
-                pytest.skip(f"missing build dependencies: {' '.join(plan.install[5:])} (make cpp-deps)")
             start = time.perf_counter()
-            _check(plan.configure, f"cmake configure ({lang})")
-            _check(plan.build, f"cmake build ({lang})", timeout=600)
+            try:
+                plan = build_runner(toy_bundle, lang)
+            except BackendUnavailable as exc:
+                pytest.skip(f"{exc.reason} (make cpp-deps)")
             print(f"\n{lang} example configured and built in {time.perf_counter() - start:.1f} s")
             assert plan.executable.is_file()
             _BUILT[lang] = plan.executable

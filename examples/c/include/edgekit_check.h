@@ -44,6 +44,8 @@ void ek_report_paths(ek_report* report, const ek_tensor* tensors, size_t n);
 void ek_report_compare(ek_report* report, size_t sample, const ek_tensor* ref, const ek_tensor* got);
 int ek_report_passed(const ek_report* report);
 void ek_report_print(const ek_report* report, FILE* out);
+/* The report line as a cJSON object (the caller deletes it). */
+cJSON* ek_report_json(const ek_report* report);
 /* A usage or load error: the message on stderr, {"status": "error"} on stdout; returns exit code 2. */
 int ek_report_error(const char* bundle, const char* message);
 

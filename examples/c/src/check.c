@@ -105,7 +105,7 @@ void ek_report_compare(ek_report* report, size_t sample, const ek_tensor* ref, c
 
 int ek_report_passed(const ek_report* report) { return report->samples > 0 && report->mismatches == 0; }
 
-void ek_report_print(const ek_report* report, FILE* out) {
+cJSON* ek_report_json(const ek_report* report) {
     cJSON* json = cJSON_CreateObject();
     cJSON_AddStringToObject(json, "bundle", report->bundle);
     cJSON_AddStringToObject(json, "runtime", report->runtime);
@@ -131,6 +131,11 @@ void ek_report_print(const ek_report* report, FILE* out) {
         for (int i = 0; i < cJSON_GetArraySize(report->failures) && i < 20; ++i)
             cJSON_AddItemToArray(failures, cJSON_CreateString(cJSON_GetArrayItem(report->failures, i)->valuestring));
     }
+    return json;
+}
+
+void ek_report_print(const ek_report* report, FILE* out) {
+    cJSON* json = ek_report_json(report);
     char* text = cJSON_PrintUnformatted(json);
     fprintf(out, "%s\n", text);
     fflush(out);

@@ -1,19 +1,25 @@
 /* edgekit_run_c: load an edgekit bundle's OpenVINO IR with OpenVINO's C API (the surface JNI and Swift
  * bindings wrap), feed every reference sample in testdata/, compare each output with the stored
- * reference and print one JSON line. Exit status: 0 passed, 1 a mismatch, 2 a usage or load error. */
+ * reference and print one JSON line; with --bench, then time one sample and print one `edgekit bench`-style
+ * JSON document instead (bench.c). Exit status: 0 passed, 1 a mismatch (no timing then), 2 a usage or
+ * load error. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openvino/c/openvino.h>
 
+#include "edgekit_bench.h"
 #include "edgekit_bundle.h"
 #include "edgekit_check.h"
 
 static const char* kUsage =
     "usage: edgekit_run_c BUNDLE [--device CPU] [--model FILE] [--atol 1e-4] [--rtol 1e-3] [--no-verify]\n"
+    "                  [--bench [--warmup 10] [--iters N | --seconds S] [--threads N] [--sample K] [--feed NAME=VALUE]...]\n"
     "  runs BUNDLE's OpenVINO IR (or --model: an .xml/.onnx file in the bundle) on its testdata, after checking\n"
-    "  the model files against the manifest's sha256 and size_bytes (--no-verify skips that check)";
+    "  the model files against the manifest's sha256 and size_bytes (--no-verify skips that check); --bench then\n"
+    "  times testdata sample K (default 0) and prints edgekit bench's JSON (default: 200 calls or 20 s)";
 
 static const struct { const char* dtype; ov_element_type_e type; } kTypes[] = {
     {"float32", F32}, {"float16", F16}, {"float64", F64}, {"int64", I64}, {"int32", I32}, {"int16", I16},
@@ -46,14 +52,19 @@ static void runner_close(ov_runner* r) {
     memset(r, 0, sizeof *r);
 }
 
-static int runner_open(ov_runner* r, const char* model, const char* weights, const char* device, char* err,
-                       size_t err_size) {
+static int runner_open(ov_runner* r, const char* model, const char* weights, const char* device, long threads,
+                       char* err, size_t err_size) {
+    char n_threads[32];
+    snprintf(n_threads, sizeof n_threads, "%ld", threads);
     memset(r, 0, sizeof *r);
     OV_CHECK(ov_core_create(&r->core));
     OV_CHECK(ov_core_read_model(r->core, model, weights, &r->model));
-    /* Parity with the reference needs f32 arithmetic: CPUs with bf16/AMX would otherwise downcast. */
-    OV_CHECK(ov_core_compile_model(r->core, r->model, device, 2, &r->compiled,
-                                   ov_property_key_hint_inference_precision, "f32"));
+    /* Parity with the reference needs f32 arithmetic: CPUs with bf16/AMX would otherwise downcast. The
+     * LATENCY hint is the Python runner's (edgekit/runtimes/openvino.py), so bench rows compare. */
+    OV_CHECK(ov_core_compile_model(r->core, r->model, device, threads > 0 ? 6 : 4, &r->compiled,
+                                   ov_property_key_hint_inference_precision, "f32",
+                                   ov_property_key_hint_performance_mode, "LATENCY",
+                                   ov_property_key_inference_num_threads, n_threads));
     OV_CHECK(ov_compiled_model_create_infer_request(r->compiled, &r->request));
     return 0;
 cleanup:
@@ -157,10 +168,31 @@ static int model_paths(const ek_bundle* bundle, const char* model, const char* w
     return -1;
 }
 
+/* --bench: one timed call runs the feed and drops the outputs (copied out, as the Python runner does). */
+typedef struct {
+    ov_runner* runner;
+    ek_sample feed;
+    const cJSON* specs;
+    ek_tensor* outputs;
+    size_t n_outputs;
+    char* err;
+    size_t err_size;
+} bench_call_ctx;
+
+static int bench_call(void* p) {
+    bench_call_ctx* c = p;
+    const int rc = run_sample(c->runner, &c->feed, c->specs, c->outputs, c->err, c->err_size);
+    for (size_t j = 0; j < c->n_outputs; ++j) ek_tensor_free(&c->outputs[j]);
+    return rc;
+}
+
 int main(int argc, char** argv) {
     const char *bundle_dir = NULL, *device = "CPU", *model = NULL;
-    int verify = 1;
+    int verify = 1, parsed = 0;
     ek_tolerance tol = {1e-4, 1e-3};
+    ek_bench_options bench;
+    ek_bench_options_init(&bench);
+    char err[1024] = "";
     for (int i = 1; i < argc; ++i) {
         const char* arg = argv[i];
         const int has_value = i + 1 < argc;
@@ -170,12 +202,13 @@ int main(int argc, char** argv) {
         else if (!strcmp(arg, "--no-verify")) verify = 0;
         else if (!strcmp(arg, "--atol") && has_value && parse_number(argv[++i], &tol.atol)) continue;
         else if (!strcmp(arg, "--rtol") && has_value && parse_number(argv[++i], &tol.rtol)) continue;
+        else if ((parsed = ek_bench_parse(argc, argv, &i, &bench, err, sizeof err)) < 0) return ek_report_error(bundle_dir, err);
+        else if (parsed) continue;
         else if (arg[0] != '-' && !bundle_dir) bundle_dir = arg;
         else return ek_report_error(bundle_dir, kUsage);
     }
     if (!bundle_dir) return ek_report_error("", kUsage);
 
-    char err[1024] = "";
     ek_bundle bundle;
     if (ek_bundle_load(bundle_dir, &bundle, err, sizeof err) != 0) {
         ek_bundle_free(&bundle);
@@ -190,18 +223,29 @@ int main(int argc, char** argv) {
     const cJSON* specs = cJSON_GetObjectItemCaseSensitive(bundle.manifest, "outputs");
     const size_t n_outputs = (size_t)cJSON_GetArraySize(specs);
     ek_tensor* outputs = calloc(n_outputs + 1, sizeof *outputs);
+    ek_tensor* feed = NULL;
+    size_t n_feed = 0, n_ms = 0;
+    double* ms = NULL;
+    cJSON* overrides = NULL;
     ek_report report;
     ek_report_init(&report);
     ov_runner runner;
     memset(&runner, 0, sizeof runner);
+    ek_bench_run run = {"openvino", "c", device, model, "fp32", "edgekit_run_c", "", 0.0, NAN, NAN, NULL, 0};
+    ov_version_t version = {NULL, NULL};
     int rc = 2;
     if (!model || bundle.n_samples == 0)
         snprintf(err, sizeof err, "%s: %s", bundle_dir,
                  model ? "the bundle has no testdata to check" : "no openvino or onnx artifact");
     else if (!outputs || !report.failures)
         snprintf(err, sizeof err, "out of memory");
-    else if (model_paths(&bundle, model, weights, from_cli, verify, &model_path, &weights_path, err, sizeof err) == 0)
-        rc = runner_open(&runner, model_path, weights_path, device, err, sizeof err) == 0 ? 0 : 2;
+    else if ((!bench.enabled || ek_bench_feed(&bundle, &bench, &feed, &n_feed, &overrides, err, sizeof err) == 0) &&
+             model_paths(&bundle, model, weights, from_cli, verify, &model_path, &weights_path, err, sizeof err) == 0) {
+        run.rss_before_load_mb = ek_proc_status_mb("VmRSS");
+        const double start = ek_now_ms();
+        rc = runner_open(&runner, model_path, weights_path, device, bench.threads, err, sizeof err) == 0 ? 0 : 2;
+        run.load_ms = ek_now_ms() - start;
+    }
     report.bundle = bundle_dir, report.runtime = "openvino", report.api = "c", report.device = device;
     report.model = model, report.tol = tol, report.verified = verify;
     for (size_t i = 0; rc == 0 && i < bundle.n_samples; ++i) {
@@ -218,14 +262,29 @@ int main(int argc, char** argv) {
         for (size_t j = 0; j < n_outputs; ++j) ek_tensor_free(&outputs[j]);
         report.samples++;
     }
-    if (rc == 0) {
+    if (rc == 0 && bench.enabled && ek_report_passed(&report)) { /* a model that fails its testdata is not timed */
+        bench_call_ctx ctx = {&runner, {feed, n_feed, NULL, 0}, specs, outputs, n_outputs, err, sizeof err};
+        if (ek_bench_time(bench_call, &ctx, &bench, &ms, &n_ms) != 0) {
+            rc = 2;
+            if (!err[0]) snprintf(err, sizeof err, "out of memory");
+        } else {
+            if (ov_get_openvino_version(&version) == OK) run.version = version.buildNumber;
+            ek_bench_describe_artifact(&bundle, model, &run);
+            run.ms = ms, run.n = n_ms;
+            ek_bench_print(&bundle, bundle_dir, &bench, verify, feed, n_feed, overrides, &report, &run, stdout);
+        }
+    } else if (rc == 0) {
+        if (bench.enabled) fprintf(stderr, "error: the testdata check failed: not benchmarking\n");
         ek_report_print(&report, stdout);
         rc = ek_report_passed(&report) ? 0 : 1;
-    } else {
-        rc = ek_report_error(bundle_dir, err);
     }
+    if (rc == 2) rc = ek_report_error(bundle_dir, err);
+    if (version.buildNumber) ov_version_free(&version);
     runner_close(&runner);
     ek_report_free(&report);
+    ek_bench_feed_free(feed, n_feed);
+    cJSON_Delete(overrides);
+    free(ms);
     free(outputs);
     free(model_path);
     free(weights_path);

@@ -1,6 +1,8 @@
 // edgekit_run: load an edgekit bundle's OpenVINO IR with the OpenVINO C++ runtime, feed every reference
-// sample in testdata/, compare each output with the stored reference and print one JSON line.
-// Exit status: 0 all outputs within tolerance, 1 a mismatch, 2 a usage or load error.
+// sample in testdata/, compare each output with the stored reference and print one JSON line. With --bench,
+// then time one sample and print one `edgekit bench`-style JSON document instead (bench.hpp).
+// Exit status: 0 all outputs within tolerance, 1 a mismatch (no timing then), 2 a usage or load error.
+#include <chrono>
 #include <iostream>
 #include <map>
 #include <string>
@@ -8,6 +10,7 @@
 
 #include <openvino/openvino.hpp>
 
+#include "edgekit/bench.hpp"
 #include "edgekit/bundle.hpp"
 #include "edgekit/check.hpp"
 #include "edgekit/integrity.hpp"
@@ -15,11 +18,14 @@
 namespace {
 
 using edgekit::Tensor;
+using edgekit::json;
 
 const char* kUsage =
     "usage: edgekit_run BUNDLE [--device CPU] [--model FILE] [--atol 1e-4] [--rtol 1e-3] [--no-verify]\n"
+    "                  [--bench [--warmup 10] [--iters N | --seconds S] [--threads N] [--sample K] [--feed NAME=VALUE]...]\n"
     "  runs BUNDLE's OpenVINO IR (or --model: an .xml/.onnx file in the bundle) on its testdata, after checking\n"
-    "  the model files against the manifest's sha256 and size_bytes (--no-verify skips that check)";
+    "  the model files against the manifest's sha256 and size_bytes (--no-verify skips that check); --bench then\n"
+    "  times testdata sample K (default 0) and prints edgekit bench's JSON (default: 200 calls or 20 s)";
 
 ov::element::Type element_of(const std::string& dtype) {
     static const std::map<std::string, ov::element::Type> types = {
@@ -47,11 +53,15 @@ std::string dtype_of(const ov::element::Type& type) {
 class OpenVinoRunner {
 public:
     OpenVinoRunner(const std::string& model_path, const std::string& device,
-                   std::vector<std::string> output_names)
+                   std::vector<std::string> output_names, long threads)
         : output_names_(std::move(output_names)) {
         std::shared_ptr<ov::Model> model = core_.read_model(model_path);
-        // Parity with the reference needs f32 arithmetic: CPUs with bf16/AMX would otherwise downcast.
-        compiled_ = core_.compile_model(model, device, ov::hint::inference_precision(ov::element::f32));
+        // Parity with the reference needs f32 arithmetic: CPUs with bf16/AMX would otherwise downcast. The
+        // LATENCY hint is the Python runner's (edgekit/runtimes/openvino.py), so bench rows compare.
+        ov::AnyMap config = {ov::hint::inference_precision(ov::element::f32),
+                             ov::hint::performance_mode(ov::hint::PerformanceMode::LATENCY)};
+        if (threads > 0) config.emplace(ov::inference_num_threads(static_cast<int>(threads)));
+        compiled_ = core_.compile_model(model, device, config);
         request_ = compiled_.create_infer_request();
     }
 
@@ -97,14 +107,30 @@ int main(int argc, char** argv) {
         if (model.empty())  // OpenVINO reads the ONNX file too, for bundles exported without IR
             model = bundle.artifact(bundle.has_artifact("openvino") ? "openvino" : "onnx").at("path").get<std::string>();
         const auto path = edgekit::model_file(bundle, model, !options.model.empty(), options.verify);
+        json overrides;
+        const std::vector<Tensor> feed = options.bench.enabled ? edgekit::bench_feed(bundle, options.bench, &overrides)
+                                                               : std::vector<Tensor>{};
         edgekit::Report report;
         report.bundle = options.bundle, report.runtime = "openvino", report.api = "c++";
         report.device = options.device, report.model = model, report.tol = options.tol;
         report.verified = options.verify;
-        OpenVinoRunner runner(path.string(), options.device, bundle.names("outputs"));
+        edgekit::BenchRun run;
+        run.runtime = "openvino", run.api = "c++", run.device = options.device, run.runner = "edgekit_run";
+        edgekit::describe_artifact(bundle, model, run);
+        run.rss_before_load_mb = edgekit::proc_status_mb("VmRSS");
+        const auto start = std::chrono::steady_clock::now();
+        OpenVinoRunner runner(path.string(), options.device, bundle.names("outputs"), options.bench.threads);
+        run.load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
         edgekit::check_samples(bundle, report, [&](const std::vector<Tensor>& in) { return runner.run(in); });
-        std::cout << report.to_json().dump() << std::endl;
-        return report.passed() ? 0 : 1;
+        if (!options.bench.enabled || !report.passed()) {  // a model that fails its testdata is not timed
+            if (options.bench.enabled) std::cerr << "error: the testdata check failed: not benchmarking\n";
+            std::cout << report.to_json().dump() << std::endl;
+            return report.passed() ? 0 : 1;
+        }
+        run.ms = edgekit::time_calls([&] { runner.run(feed); }, options.bench);
+        const std::string version = ov::get_openvino_version().buildNumber;
+        std::cout << edgekit::bench_document(bundle, options, feed, overrides, report, run, version).dump() << std::endl;
+        return 0;
     } catch (const std::exception& e) {  // edgekit::Error, ov::Exception, json errors
         return edgekit::report_error(bundle_path, e.what());
     }

@@ -1,9 +1,12 @@
 // edgekit_trt_run: deserialize a bundle's TensorRT engine (model.smXX.engine, listed in the manifest's
 // artifacts.tensorrt) with the TensorRT runtime, run every reference sample in testdata/ on the GPU and
 // compare each output with the stored reference. Prints one JSON line; exit 0 passed, 1 mismatch, 2 error.
+// --bench then times one sample (host wall time of a synchronous call, copies included) and prints one
+// `edgekit bench`-style JSON document instead (../include/edgekit/bench.hpp).
 #include <NvInfer.h>
 #include <cuda_runtime_api.h>
 
+#include <chrono>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -12,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "edgekit/bench.hpp"
 #include "edgekit/bundle.hpp"
 #include "edgekit/check.hpp"
 #include "edgekit/integrity.hpp"
@@ -23,8 +27,10 @@ using edgekit::Tensor;
 
 const char* kUsage =
     "usage: edgekit_trt_run BUNDLE [--device GPU_INDEX] [--model FILE.engine] [--atol 1e-4] [--rtol 1e-3] [--no-verify]\n"
+    "                       [--bench [--warmup 10] [--iters N | --seconds S] [--sample K] [--feed NAME=VALUE]...]\n"
     "  runs the bundle's engine for this GPU's compute capability (or --model) on its testdata, after checking\n"
-    "  the engine against the manifest's sha256 and size_bytes (--no-verify skips that check)";
+    "  the engine against the manifest's sha256 and size_bytes (--no-verify skips that check); --bench then\n"
+    "  times testdata sample K (default 0) and prints edgekit bench's JSON (default: 200 calls or 20 s)";
 
 void check_cuda(cudaError_t status, const std::string& what) {
     if (status != cudaSuccess) throw Error(what + ": " + cudaGetErrorString(status));
@@ -190,14 +196,30 @@ int main(int argc, char** argv) {
         if (bundle.samples.empty()) throw Error(options.bundle + ": the bundle has no testdata to check");
         const std::string engine = options.model.empty() ? pick_engine(bundle, gpu) : options.model;
         const auto path = edgekit::model_file(bundle, engine, !options.model.empty(), options.verify);
+        edgekit::json overrides;
+        const std::vector<Tensor> feed = options.bench.enabled ? edgekit::bench_feed(bundle, options.bench, &overrides)
+                                                               : std::vector<Tensor>{};
         edgekit::Report report;
         report.bundle = options.bundle, report.runtime = "tensorrt", report.api = "c++";
         report.device = "cuda:" + std::to_string(gpu), report.model = engine, report.tol = options.tol;
         report.verified = options.verify;
+        edgekit::BenchRun run;
+        run.runtime = "tensorrt", run.api = "c++", run.device = report.device, run.runner = "edgekit_trt_run";
+        edgekit::describe_artifact(bundle, engine, run);
+        run.rss_before_load_mb = edgekit::proc_status_mb("VmRSS");
+        const auto start = std::chrono::steady_clock::now();
         TrtRunner runner(path.string(), gpu);
+        run.load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
         edgekit::check_samples(bundle, report, [&](const std::vector<Tensor>& in) { return runner.run(in); });
-        std::cout << report.to_json().dump() << std::endl;
-        return report.passed() ? 0 : 1;
+        if (!options.bench.enabled || !report.passed()) {  // a model that fails its testdata is not timed
+            if (options.bench.enabled) std::cerr << "error: the testdata check failed: not benchmarking\n";
+            std::cout << report.to_json().dump() << std::endl;
+            return report.passed() ? 0 : 1;
+        }
+        run.ms = edgekit::time_calls([&] { runner.run(feed); }, options.bench);
+        const std::string version = std::to_string(getInferLibVersion());
+        std::cout << edgekit::bench_document(bundle, options, feed, overrides, report, run, version).dump() << std::endl;
+        return 0;
     } catch (const std::exception& e) {
         return edgekit::report_error(bundle_path, e.what());
     }

@@ -20,10 +20,19 @@ struct Tolerance {
     double atol = 1e-4, rtol = 1e-3;
 };
 
+/// `--bench` and its settings (bench.hpp times them). -1: not given on the command line.
+struct BenchOptions {
+    bool enabled = false;
+    long warmup = 10, iters = -1, threads = -1, sample = 0;
+    double seconds = -1;
+    std::vector<std::pair<std::string, std::string>> feeds;  // --feed NAME=VALUE, scalar inputs only
+};
+
 struct Options {
     std::string bundle, device = "CPU", model;
     Tolerance tol;
     bool verify = true;  // check the model file against the manifest's sha256/size_bytes (--no-verify: off)
+    BenchOptions bench;
 };
 
 inline Options parse_options(int argc, char** argv, const std::string& usage) {
@@ -44,12 +53,40 @@ inline Options parse_options(int argc, char** argv, const std::string& usage) {
             }
             throw Error(arg + ": not a number: " + text);
         };
+        auto integer = [&](long low) {  // a whole number >= low (a count, an index)
+            const std::string text = value();
+            size_t used = 0;
+            long n = 0;
+            try {
+                n = std::stol(text, &used);
+            } catch (const std::exception&) {
+                used = 0;
+            }
+            if (used == 0 || used != text.size() || n < low)
+                throw Error(arg + ": expected an integer >= " + std::to_string(low) + ", got '" + text + "'");
+            return n;
+        };
         if (arg == "-h" || arg == "--help") { std::cerr << usage << "\n"; std::exit(0); }
         else if (arg == "--device") o.device = value();
         else if (arg == "--model") o.model = value();
         else if (arg == "--no-verify") o.verify = false;
         else if (arg == "--atol") o.tol.atol = number();
         else if (arg == "--rtol") o.tol.rtol = number();
+        else if (arg == "--bench") o.bench.enabled = true;
+        else if (arg == "--warmup") o.bench.warmup = integer(0);
+        else if (arg == "--iters") o.bench.iters = integer(1);
+        else if (arg == "--threads") o.bench.threads = integer(1);
+        else if (arg == "--sample") o.bench.sample = integer(0);
+        else if (arg == "--seconds") {
+            o.bench.seconds = number();
+            if (!(o.bench.seconds > 0)) throw Error("--seconds: expected a positive number of seconds");
+        } else if (arg == "--feed") {
+            const std::string feed = value();
+            const size_t eq = feed.find('=');
+            if (eq == std::string::npos || eq == 0 || eq + 1 == feed.size())
+                throw Error("--feed " + feed + ": expected NAME=VALUE (a scalar input and its value)");
+            o.bench.feeds.emplace_back(feed.substr(0, eq), feed.substr(eq + 1));
+        }
         else if (!arg.empty() && arg[0] == '-') throw Error("unknown option " + arg + "\n" + usage);
         else if (o.bundle.empty()) o.bundle = arg;
         else throw Error("one bundle only\n" + usage);
