@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgekit.bundle import Bundle
+from edgekit.bundle import Bundle, reap_stale
 from edgekit.errors import EdgekitError
 from edgekit.integrity import contained_path
 
@@ -86,7 +86,8 @@ def pack_bundle(bundle_path, lang: str = "cpp", runtime: str = "openvino", out: 
     plan = build_runner(bundle_path, lang, packed=True)
     model = _model_files(bundle)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:
+    reap_stale(out)  # staging dirs of packs that were killed (DESIGN.md §8), named as bundle staging is
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.partial-{os.getpid()}-", dir=out.parent) as tmp:
         root = Path(tmp) / out.name.removesuffix(".tar.gz").removesuffix(".tgz")
         (root / "lib").mkdir(parents=True)
         shutil.copy2(plan.executable, root / plan.executable.name)

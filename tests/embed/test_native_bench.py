@@ -132,8 +132,11 @@ def test_pack_runs_under_env_i_from_an_empty_folder(toy_bundle, executables, tmp
     """The C runner (the faster build) packed, unpacked into an empty folder and run with no environment:
     no PATH, no LD_LIBRARY_PATH, no Python; every library it maps comes from the pack."""
     tarball = tmp_path / "toy.tar.gz"
+    killed = tmp_path / ".toy.tar.gz.partial-999999999-x"  # a pack that was killed (no such pid)
+    (killed / "lib").mkdir(parents=True)
     result = run_cli("pack", toy_bundle, "--lang", "c", "--out", tarball, "--json", timeout=600)
     assert result.returncode == 0, result.stderr
+    assert not killed.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["toy.tar.gz"]
     info = json.loads(result.stdout)
     assert info["size_bytes"] == tarball.stat().st_size and "libopenvino_intel_cpu_plugin.so" in info["libs"]
     device = tmp_path / "device"
