@@ -23,6 +23,9 @@ budget = 0.3                   # the largest drop from the fp32 unpruned referen
 
 [export]                       # calib, calib_samples, max_drop (int8 accuracy control), samples, validate, opset
 [prune]                        # importance, adapter, rank, steps, recover_minutes, allocation
+[tune]                         # optional: fit every cell's knobs (exit thresholds, step counts) on its own
+                               # bundle and runtime before it is measured (edgekit tune): budget (default: the
+                               # metric's), data (default: a zoo model's task data), metric, samples
 [bench]                        # iters, warmup, threads; native = "cpp" | "c": time openvino cells with
                                # the C++/C runner (built on the worker host, or native_runner = "PATH" to
                                # a packed runner there); it times the bundle's testdata sample's shape
@@ -44,7 +47,7 @@ RUNTIMES = ("torch", "onnxruntime", "openvino", "tensorrt")
 RUNTIME_TARGET = {"onnxruntime": "onnx", "openvino": "openvino", "tensorrt": "tensorrt"}
 NATIVE = ("cpp", "c")  # bench.native: the runners of examples/cpp and examples/c
 AXES = ("density", "precision", "runtime", "shape", "device", "feeds")
-TOP_LEVEL = ("name", "source", "out", "cache", "local_device", "axes", "metric", "export", "prune", "bench")
+TOP_LEVEL = ("name", "source", "out", "cache", "local_device", "axes", "metric", "export", "prune", "tune", "bench")
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,16 @@ class PruneSettings:
     steps: int = 10  # the defaults of `edgekit prune`
     recover_minutes: float = 2.0
     allocation: str = "uniform"  # or "spatial" (`edgekit prune --allocate`)
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    """[tune]: `edgekit tune` on each cell's bundle and runtime; the cell is then measured at the chosen setting."""
+
+    budget: float | None = None
+    data: str | None = None  # relative to the config file; None: the zoo model's task_metric() data
+    metric: str | None = None
+    samples: int = 64
 
 
 @dataclass(frozen=True)
@@ -111,6 +124,7 @@ class SweepConfig:
     export: ExportSettings = field(default_factory=ExportSettings)
     prune: PruneSettings = field(default_factory=PruneSettings)
     bench: BenchSettings = field(default_factory=BenchSettings)
+    tune: TuneSettings | None = None  # [tune] present: every cell is tuned before it is measured
     verify: bool = True  # check cached bundles against their sha256 before use (`sweep --no-verify`: not)
 
     def cells(self) -> list[Cell]:
@@ -182,7 +196,18 @@ def config_from_dict(data: dict, path: Path) -> SweepConfig:
         export=_with_calib_path(settings_of(data, "export", ExportSettings, where), base),
         prune=_prune_settings(data, where),
         bench=_bench_settings(data, where, base),
+        tune=_tune_settings(data, where, base) if "tune" in data else None,
     )
+
+
+def _tune_settings(data: dict, where: str, base: Path) -> TuneSettings:
+    settings = settings_of(data, "tune", TuneSettings, where)
+    if settings.data is not None and ":" not in settings.data:
+        settings = replace(settings, data=str(base / settings.data))  # relative to this file, like the source
+    elif settings.data is not None:
+        file, _, fn = settings.data.rpartition(":")
+        settings = replace(settings, data=f"{base / file}:{fn}")
+    return settings
 
 
 def _bench_settings(data: dict, where: str, base: Path) -> BenchSettings:

@@ -74,11 +74,17 @@ def build_plan(config: SweepConfig, source_sha: str, unroutable, metric_sha: str
         torch = plan.add(_task("torch", f"torch {_where(cell)}", common,
                                {"export": reference_export, "shape": cell.shape, "feeds": feeds, "bench": python_bench},
                                deps=(reference_export,), device=cell.device))
+        tune = None
+        if config.tune is not None:  # timed on the runtime: on the cell's device, like its benchmark
+            tune = plan.add(_task("tune", f"tune d={cell.density:g} {cell.precision} {cell.runtime} @{cell.device}", common,
+                                  {"export": export, "runtime": cell.runtime, **asdict(config.tune)},
+                                  deps=(export,), device=cell.device))
         measure = plan.add(_task("measure", cell_label(cell), common,
                                  {"export": export, "runtime": cell.runtime, "shape": cell.shape, "feeds": feeds,
                                   "metric": config.metric, "metric_sha": metric_sha, "baseline": baseline,
-                                  "torch": torch, "bench": bench, "axes": cell.axes()},
-                                 deps=(export, baseline, torch), device=cell.device))
+                                  "torch": torch, "bench": bench, "axes": cell.axes(),
+                                  **({"tune": tune} if tune else {})},  # untuned keys as before: caches stay valid
+                                 deps=(export, baseline, torch) + ((tune,) if tune else ()), device=cell.device))
         plan.cells.append(PlannedCell(cell, measure, export=export, prune=prune))
     return plan
 
@@ -106,8 +112,10 @@ def _export_task(plan, config, common, density, precision, prune) -> str:
 
 
 def _task(kind, label, common, inputs, deps=(), device=None) -> Task:
-    # where results live and whether cached files are checked are not what they are: both stay out of the key
-    key = stage_key(kind, {k: v for k, v in common.items() if k not in ("cache", "verify")} | inputs)
+    # where results live and whether cached files are checked are not what they are: both stay out of the key;
+    # where a device task runs is (before, two devices' torch rows were one task, timed on one of them)
+    key = stage_key(kind, {k: v for k, v in common.items() if k not in ("cache", "verify")} | inputs
+                    | ({"device": device} if device else {}))
     return Task(key, kind, label, {**common, **inputs, "kind": kind, "key": key, "label": label}, deps, device)
 
 

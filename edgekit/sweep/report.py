@@ -33,6 +33,7 @@ class CellResult:
     where: dict = field(default_factory=dict)  # host/pid (Ray: node, assigned resources) of the benchmark
     unavailable: bool = False  # failed because its runtime/device cannot run here (not a sweep failure)
     api: str | None = None  # who made the timed calls: python, or c++ / c ([bench] native)
+    tuned: dict | None = None  # [tune]: the knob setting the cell was measured at
 
     @property
     def measured(self) -> bool:
@@ -99,7 +100,8 @@ def _num(value, fmt: str) -> str:
 
 def row_cells(c: CellResult) -> list[str]:
     mark = ("★ " if c.recommended else "") + ("◆" if c.pareto else "")
-    return [c.id, c.status, _num(c.size_mb, ".2f"), _num(c.value, ".6g"), _num(None if c.drop is None else round(c.drop, 4) + 0.0, "+.3g"),
+    tuned = " · tuned " + ", ".join(f"{k}={v:g}" for k, v in c.tuned.items()) if c.tuned else ""
+    return [c.id + tuned, c.status, _num(c.size_mb, ".2f"), _num(c.value, ".6g"), _num(None if c.drop is None else round(c.drop, 4) + 0.0, "+.3g"),
             _num(c.p50_ms, ".3f"), _num(c.vs_torch, ".3g"), mark.strip()]
 
 

@@ -12,7 +12,7 @@ from edgekit.sweep.config import SweepConfig
 from edgekit.sweep.plan import PlannedCell, SweepPlan, Task, build_plan, cell_label
 from edgekit.sweep.report import FAILED, OK, OVER, CellResult, SweepResult, mark_front_and_recommend
 
-STAGE_KINDS = ("prune", "export", "baseline", "torch", "measure")
+STAGE_KINDS = ("prune", "export", "baseline", "torch", "tune", "measure")
 
 
 def check_against_model(config: SweepConfig):
@@ -101,6 +101,7 @@ def _cell_result(planned: PlannedCell, plan: SweepPlan, results: dict) -> CellRe
     out.metric, out.baseline, out.value, out.drop = metric["metric"], metric["baseline"], metric["value"], metric["drop"]
     out.validation, out.where = result.get("validation"), result.get("where", {})
     out.api = result.get("bench", {}).get("api", "python")
+    out.tuned = result.get("tuned")
     return out
 
 
