@@ -86,6 +86,9 @@ def prune_model(source, out: Path, *, density: float, importance: str = "magnitu
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise EdgekitError(f"{source.spec}: the pruned model no longer runs: {type(exc).__name__}: {first}") from exc
+    if after[0] >= before[0]:  # exit 0 with an unpruned "pruned" model would be a quiet lie
+        raise EdgekitError(f"{source.spec}: --density {density:g} removed nothing ({before[0]:,} parameters kept): "
+                           f"no prunable channel group; most parameters are in {_unprunable(module)}")
     learned = sum(t.numel() for t in result.learned.values())
     meta = {
         "source": {"spec": source.spec, "sha256": source.sha256}, "method": method, "density": density,
@@ -106,6 +109,16 @@ def prune_model(source, out: Path, *, density: float, importance: str = "magnitu
                          sha256_file(staging / "adapter.safetensors"))
         (staging / "report.json").write_text(jsonsafe.dumps(report, indent=2) + "\n")
     return {**report, "model": str((out / "model.pt2").resolve()), "adapter": str((out / "adapter.safetensors").resolve())}
+
+
+def _unprunable(module) -> str:
+    """The largest layers edgekit prune does not cut (not Conv/Linear), for the error that names them."""
+    from torch import nn
+
+    sizes = [(sum(p.numel() for p in m.parameters(recurse=False)), name, type(m).__name__)
+             for name, m in module.named_modules() if not isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear))]
+    top = sorted((s for s in sizes if s[0]), reverse=True)[:3]
+    return ", ".join(f"{name or 'the model'} ({kind}, {count:,})" for count, name, kind in top) or "no layer"
 
 
 def apply_adapter(module, adapter_path: Path, source_sha256: str):

@@ -18,10 +18,20 @@ LSTM_EXPORT = KnownFailure(
     "torch.export failed: UserError: Constraints violated (L['x'].size()[1])",
     "torch.export (torch 2.13) cannot keep the time dim of nn.LSTM / nn.GRU dynamic: aten.lstm and aten.gru "
     "decompose into a Python loop over the time steps, so `dynamic_shapes() = {'x': {1: 'time'}}` fails with "
-    "\"your code specialized it to be a constant (12)\" (the full log says so; the one-line error does not, "
-    "and no `hint:` line is given). `lstm_gru_fixed` shows the same model passing every export step at a fixed "
-    "length. Way out: export recurrent layers as ONNX `LSTM`/`GRU` ops (a torch.onnx custom translation for "
-    "aten.lstm/aten.gru in edgekit/export/onnx.py), or a `hint:` telling users to export one length per bundle.")
+    "\"your code specialized it to be a constant (12)\" (the full log says so; the one-line error now comes "
+    "with a `hint:` saying that a dim declared dynamic is fixed by the code, LSTM/GRU named). `lstm_gru_fixed` "
+    "shows the same model passing every export step at a fixed length. Way out: export recurrent layers as "
+    "ONNX `LSTM`/`GRU` ops (a torch.onnx custom translation for aten.lstm/aten.gru in edgekit/export/onnx.py), "
+    "which keeps the time dim dynamic.")
+RNN_PRUNE = KnownFailure(
+    "--density 0.5 removed nothing (3,364 parameters kept): no prunable channel group; most parameters are in "
+    "lstm (LSTM, 1,664), gru (GRU, 1,632)",
+    "edgekit prune's SPLoRA wrapping and channel groups cover Conv/Linear only, so nn.LSTM and nn.GRU (3,296 "
+    "of 3,364 parameters) stay whole, and the only Linear is the output head, which is kept whole. Until "
+    "this gallery prune exited 0 with an unpruned model (report.json: `keep_ratio: 1e-06`); it now fails "
+    "naming the layers. On an LSTM → Linear → head model the middle Linear is still cut to one channel to "
+    "chase the density. Way out: prune hidden sizes of nn.LSTM/nn.GRU (torch-pruning 1.6.1 has an "
+    "LSTMPruner for one-layer LSTMs, nothing for GRU), and stop below a per-layer minimum width.")
 LSTM_BLOCKED = KnownFailure("not run:", "Follows from the ONNX export failure above.")
 
 EXPECTED_FAILURES: dict[tuple[str, str], KnownFailure] = {
@@ -43,19 +53,11 @@ EXPECTED_FAILURES: dict[tuple[str, str], KnownFailure] = {
         "already keeps output layers), and prune nn.MultiheadAttention's packed in_proj by heads. Until this "
         "gallery, the failure was a traceback (edgekit/pruning/stage.py now reports it as this one line). "
         "Export, int8 and validation of the unpruned encoder pass, dynamic sequence length included."),
-    ("lstm_gru", "prune"): LSTM_EXPORT,
+    ("lstm_gru", "prune"): RNN_PRUNE,
     ("lstm_gru", "onnx"): LSTM_EXPORT,
     ("lstm_gru", "openvino"): LSTM_BLOCKED,
     ("lstm_gru", "tensorrt"): LSTM_BLOCKED,
     ("lstm_gru", "int8"): LSTM_BLOCKED,
     ("lstm_gru", "validate"): LSTM_BLOCKED,
-    ("lstm_gru_fixed", "prune"): KnownFailure(
-        "--density 0.5 kept 1.00 of the parameters (3,364 → 3,364)",
-        "edgekit prune exits 0 and writes a task file, yet removes nothing: its SPLoRA wrapping and channel "
-        "groups cover Conv/Linear only, so nn.LSTM and nn.GRU (3,168 of 3,364 parameters) stay whole, and the "
-        "only Linear is the output head, which is kept whole. report.json says `keep_ratio: 1e-06` with "
-        "`params_after == params_before` (on an LSTM → Linear → head model the middle Linear is cut to one "
-        "channel to chase the density). Way out: fail with an error naming the layers that block the density "
-        "(not a silent exit 0), and prune hidden sizes of nn.LSTM/nn.GRU (torch-pruning 1.6.1 has an "
-        "LSTMPruner for one-layer LSTMs, nothing for GRU)."),
+    ("lstm_gru_fixed", "prune"): RNN_PRUNE,
 }
