@@ -32,8 +32,11 @@ class Rbqe(nn.Module):
     input_names = ("image", "threshold")
     output_names = ("enhanced", "exit_index")
 
-    def __init__(self, width: int = 32, levels: int = 5, codec: str = "jpeg"):
+    def __init__(self, width: int = 32, levels: int = 5, codec: str = "jpeg", iqam: str = "robust"):
         super().__init__()
+        if iqam not in ("paper", "robust"):
+            raise SourceError(f"zoo:rbqe: iqam={iqam!r}: choose paper (Xing et al.) or robust (quiet patches "
+                              f"count as clean: exit decisions that survive int8 noise)")
         if codec not in PATCH_SIZE:
             raise SourceError(f"zoo:rbqe: unknown codec {codec!r} (valid: {', '.join(PATCH_SIZE)})")
         if levels < 2:
@@ -51,7 +54,7 @@ class Rbqe(nn.Module):
         )  # up["i_j"] builds x[i, j]
         self.gate_exit = nn.ModuleList(Eca() for _ in range(levels))
         self.exits = nn.ModuleList(separable(width, 1) for _ in range(levels))
-        self.iqam = Iqam(PATCH_SIZE[codec])
+        self.iqam = Iqam(PATCH_SIZE[codec], robust=iqam == "robust")
         self._init_weights()
 
     def _init_weights(self):
@@ -176,21 +179,24 @@ def load_weights(model: Rbqe, weights: str) -> None:
 
 @register_zoo(
     "rbqe",
-    "RBQE blind JPEG/HEVC enhancement: UNet++ with 5 IQAM-gated early exits (4 nested If)",
+    "RBQE blind JPEG/HEVC enhancement: UNet++ with 5 IQAM-gated early exits (4 nested If); iqam=robust|paper",
     tiny={"width": 4, "weights": "none"},
 )
 def build_rbqe(
-    width: int = 32, levels: int = 5, codec: str = "jpeg", weights: str = "default", seed: int = 0
+    width: int = 32, levels: int = 5, codec: str = "jpeg", weights: str = "default", seed: int = 0,
+    iqam: str = "robust",
 ) -> Rbqe:
     """Build RBQE. weights: "default" (shipped checkpoint: codec=jpeg, width=32, levels=5), "none" (random
-    init from `seed`) or a path to a state dict. Raises SourceError for a checkpoint that does not fit.
+    init from `seed`) or a path to a state dict. iqam: "robust" (default: rbqe_iqam.QUIET_RMS, decisions that
+    survive int8 noise at the paper's fp32 quality, benchmarks/README.md) or "paper" (Xing et al.). Raises
+    SourceError for a checkpoint that does not fit.
 
     The model comes back frozen (eval, requires_grad False): with trainable parameters, tracing each
     nested torch.cond also traces its backward and torch.export took ~9× longer (15 s → 135 s for the
     tiny model). Call `model.train().requires_grad_(True)` to train or to trace autograd (pruning).
     """
     torch.manual_seed(seed)
-    model = Rbqe(width=width, levels=levels, codec=codec)
+    model = Rbqe(width=width, levels=levels, codec=codec, iqam=iqam)
     if weights != "none":
         load_weights(model, weights)
     return model.eval().requires_grad_(False)

@@ -19,6 +19,10 @@ SSIM_C = 1e-5  # stability constant of the moment similarity
 MOMENT_FLOOR = 1e-6  # normalised moments below this are float32 rounding noise (a 1/255 step gives ~5e-4)
 BLOCK_WEIGHT, BLUR_WEIGHT = 0.9, 0.1
 PATCH_SIZE = {"jpeg": 8, "hevc": 4}  # codec block size: JPEG 8×8 DCT, HEVC down to 4×4 TUs
+# Robust IQAM (issue #19 §2): a patch whose AC part (pixels minus their mean) has an RMS below one 8-bit step
+# is smooth-and-clean whatever its pattern. The paper normalises every patch, so on such a patch rounding
+# or int8 noise (~2e-3 per pixel on RBQE's outputs) decides the blockiness score on its own.
+QUIET_RMS = 1.0 / 255
 
 
 def tchebichef_basis(n: int) -> np.ndarray:
@@ -72,9 +76,10 @@ class Iqam(nn.Module):
     are kept (channel u·N + v − 1).
     """
 
-    def __init__(self, patch: int = 8):
+    def __init__(self, patch: int = 8, robust: bool = False):
         super().__init__()
         self.patch = patch
+        self.robust = robust  # quiet patches (AC RMS < QUIET_RMS) score as clean: blockiness 1, not textured
         basis = tchebichef_basis(patch)
         moments = np.kron(basis, basis)  # row u·N+v: vec(P[u]ᵀ P[v]); moments = kron · vec(patch)
         filters = np.concatenate([moments, moments @ blur_operator(patch)])
@@ -92,6 +97,9 @@ class Iqam(nn.Module):
         m, mb = ac[:, 0], ac[:, 1]  # (B, N² − 1, P)
 
         textured = (m.square().sum(1) > SMOOTH_THRESHOLD).to(image.dtype)
+        if self.robust:  # orthonormal moments: Σ AC² is the patch's Σ (pixel − mean)²
+            quiet = (raw[:, 0, 1:].square().sum(1) < n * n * QUIET_RMS**2).to(image.dtype)
+            textured = textured * (1.0 - quiet)
         similarity = (2 * m * mb + SSIM_C) / (m.square() + mb.square() + SSIM_C)
         blur_score = 1.0 - (similarity.sum(1) + 1.0) / (n * n)  # + 1: the DC term, (0 + C)/(0 + C)
 
@@ -99,6 +107,8 @@ class Iqam(nn.Module):
         q_row = (m[:, (n - 1) * n - 1 :].abs().sum(1) / total).clamp(max=Q_CLIP)
         q_col = (m[:, n - 2 :: n].abs().sum(1) / total).clamp(max=Q_CLIP)
         block_score = torch.log(1.0 - 0.5 * (q_row + q_col)) / math.log(1.0 - Q_CLIP)
+        if self.robust:
+            block_score = block_score * (1.0 - quiet) + quiet  # a quiet patch is a clean one
 
         blur = _masked_mean(blur_score, textured)
         block = _masked_mean(block_score, 1.0 - textured)

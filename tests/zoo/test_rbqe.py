@@ -84,6 +84,22 @@ def test_iqam_flat_image_is_blocky_and_batch_independent():
     assert float(iqam(textured)) == pytest.approx(float(both[1]), abs=1e-6)
 
 
+def test_robust_iqam_scores_a_quiet_patch_alike_whatever_sub_step_noise_it_carries():
+    """The paper's IQAM jumps from 0 (flat: blocky) to 1 (clean) when noise below one 8-bit step is added,
+    which is what int8 does to RBQE's outputs; the robust one (issue #19 §2) scores both as clean and
+    textured content exactly as the paper does."""
+    paper, robust = Iqam(8), Iqam(8, robust=True)
+    flat = torch.full((1, 1, 64, 64), 0.5)
+    noisy = [flat + (torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(s)) - 0.5) / 255
+             for s in range(4)]
+    assert float(paper(flat)) == pytest.approx(0.0, abs=1e-6) and min(float(paper(x)) for x in noisy) > 0.99
+    assert float(robust(flat)) == pytest.approx(1.0) and all(float(robust(x)) == pytest.approx(1.0) for x in noisy)
+    louder = flat + (torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(5)) - 0.5) * (8 / 255)
+    textured = torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(9))
+    for image in (louder, textured):  # above the quiet level: the paper's score, unchanged
+        assert float(robust(image)) == pytest.approx(float(paper(image)), abs=1e-6)
+
+
 # --- data helpers -------------------------------------------------------------------------------
 def test_online_jpeg_patches_pair_a_recompressed_crop_with_its_clean_target():
     pytest.importorskip("skimage")
