@@ -27,7 +27,7 @@ SHIPPED = 50
 CANDIDATES = (1, 2, 3, 5, 8, 10, 15, 20, 30, 50)
 
 
-def runners(fp32: Path, int8: Path | None, module) -> dict:
+def runners(bundles: dict, module) -> dict:
     import openvino as ov
     import torch
 
@@ -42,10 +42,7 @@ def runners(fp32: Path, int8: Path | None, module) -> dict:
                                      {"INFERENCE_PRECISION_HINT": "f32"}).create_infer_request()
         return lambda f: request.infer(f)["enhanced_spec"]
 
-    out = {"eager": eager, "openvino fp32": compiled(fp32)}
-    if int8 is not None:
-        out["openvino int8"] = compiled(int8)
-    return out
+    return {"eager": eager, **{name: compiled(path) for name, path in bundles.items()}}
 
 
 def measure(run, metric, steps: int, times: list | None) -> float:
@@ -65,6 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--fp32", type=Path, default=RESULTS / "bundles" / "tune-storm")
+    parser.add_argument("--pruned", type=Path, default=None)
     parser.add_argument("--int8", type=Path, default=None)
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent))
@@ -74,14 +72,25 @@ def main() -> None:
 
     module = resolve_source("zoo:storm").module.eval()
     metric = task_metric(module, SHIPPED)
-    run = runners(args.fp32, args.int8, module)
-    curve = {n: measure(run["openvino fp32"], metric, n, None) for n in CANDIDATES}  # quality only
-    baseline = measure(run["eager"], metric, SHIPPED, None)
-    fitted = min(n for n in CANDIDATES if curve[n] >= baseline - BUDGET_DB)
-    variants = [("baseline: PyTorch eager fp32", "eager", SHIPPED), ("export: OpenVINO fp32", "openvino fp32", SHIPPED),
-                ("tuned: OpenVINO fp32", "openvino fp32", fitted)]
+    bundles = {"OpenVINO fp32": args.fp32}
+    if args.pruned is not None:
+        bundles["OpenVINO pruned fp32"] = args.pruned
     if args.int8 is not None:
-        variants.append(("int8 + tuned: OpenVINO int8", "openvino int8", fitted))
+        bundles["OpenVINO " + ("pruned " if args.pruned else "") + "int8"] = args.int8
+    run = runners(bundles, module)
+    baseline = measure(run["eager"], metric, SHIPPED, None)
+    curves = {}
+    for name in dict.fromkeys(["OpenVINO fp32", list(bundles)[-1]]):  # quality only
+        curves[name] = {n: measure(run[name], metric, n, None) for n in CANDIDATES}
+    # a bundle no N brings within the budget is reported with its curve and not tuned
+    fitted = {name: min(ok) for name, c in curves.items() if (ok := [n for n in CANDIDATES
+                                                                     if c[n] >= baseline - BUDGET_DB])}
+    for name, c in curves.items():
+        print(f"{name}: SI-SDR by N " + ", ".join(f"{n}: {v:.2f}" for n, v in c.items())
+              + f" (baseline {baseline:.2f}; fitted N {fitted.get(name, 'none within the budget')})")
+    variants = [("baseline: PyTorch eager fp32", "eager", SHIPPED)]
+    variants += [(name, name, SHIPPED) for name in bundles]
+    variants += [(f"{name}, tuned", name, n) for name, n in fitted.items()]
     times = {name: [[] for _ in metric.feeds] for name, _, _ in variants}
     scores = {}
     for _ in range(args.rounds):
@@ -94,8 +103,9 @@ def main() -> None:
         r["si_sdr_vs_baseline"] = r["si_sdr"] - rows[0]["si_sdr"]
         r["speedup"] = rows[0]["expected_ms"] / r["expected_ms"]
     payload = {"machine": {**environment(), "date": time.strftime("%Y-%m-%d")}, "samples": len(metric.feeds),
-               "rounds": args.rounds, "budget_db": BUDGET_DB, "fitted_steps": fitted, "rows": rows,
-               "curve": {str(n): s for n, s in curve.items()}}
+               "rounds": args.rounds, "budget_db": BUDGET_DB, "bundles": {k: str(v) for k, v in bundles.items()},
+               "fitted_steps": fitted, "rows": rows,
+               "curves": {name: {str(n): v for n, v in c.items()} for name, c in curves.items()}}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "chain_storm.json").write_text(json.dumps(payload, indent=2) + "\n")
     print("| step | N | SI-SDR dB | vs baseline dB | expected ms | × vs baseline |")
