@@ -30,19 +30,6 @@ CASES = [("zoo:rbqe exit 1", "rbqe", {"threshold": 0.0}), ("zoo:rbqe exit 5", "r
 APIS = ("python", "c++", "c")
 
 
-def bundle_for(model: str, reuse: bool) -> Path:
-    from edgekit.pipeline import ExportOptions, export_bundle
-    from edgekit.sources import resolve_source
-    from edgekit.ui import Reporter
-
-    out = RESULTS / "bundles" / f"tune-{model}"
-    if reuse and (out / "manifest.json").is_file():
-        return out
-    export_bundle(resolve_source(f"zoo:{model}"), out, ExportOptions(targets=("onnx", "openvino"), force=True),
-                  Reporter())
-    return out
-
-
 def observed_path(bundle: Path, feed: dict) -> str:
     """The exit (RBQE) or step count (StoRM) the timed feed takes, from one Python OpenVINO run."""
     from edgekit.bench.plan import bench_feed
@@ -97,6 +84,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs of the whole set, interleaved")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent))
+    sys.path.insert(0, str(HERE))
+    from tune_zoo import bundle_for  # the same fp32 bundles tune_zoo.py writes
     from edgekit.env import environment
 
     bundles = {model: bundle_for(model, args.reuse) for model in dict.fromkeys(m for _, m, _ in CASES)}

@@ -73,6 +73,13 @@ size_t ek_dtype_size(const char* dtype); /* 0 for an unknown dtype */
 int ek_dtype_is_integer(const char* dtype);
 double ek_tensor_at(const ek_tensor* t, size_t i);      /* element i as a double */
 int64_t ek_tensor_int_at(const ek_tensor* t, size_t i); /* element i of an integer tensor, exactly */
+/* Write the printf-style message into err (truncated to err_size) and return -1: the readers' error path. */
+int ek_fail(char* err, size_t err_size, const char* fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
 /* Elements and bytes of a dtype/shape; -1 for an unknown dtype, a negative dim, a rank above EK_MAX_RANK
  * or a count that overflows size_t. */
 int ek_tensor_size(const char* dtype, int rank, const int64_t* shape, size_t* count, size_t* bytes);

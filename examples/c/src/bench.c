@@ -4,7 +4,6 @@
 #include "edgekit_bench.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,14 +13,6 @@
 #define DEFAULT_ITERS 200
 #define DEFAULT_SECONDS 20.0
 #define DEFAULT_MIN_ITERS 10
-
-static int fail(char* err, size_t err_size, const char* fmt, ...) {
-    va_list args;
-    va_start(args, fmt);
-    vsnprintf(err, err_size, fmt, args);
-    va_end(args);
-    return -1;
-}
 
 void ek_bench_options_init(ek_bench_options* o) {
     memset(o, 0, sizeof *o);
@@ -46,21 +37,21 @@ int ek_bench_parse(int argc, char** argv, int* i, ek_bench_options* o, char* err
     for (size_t k = 0; k < sizeof ints / sizeof ints[0]; ++k) {
         if (strcmp(arg, ints[k].flag) != 0) continue;
         if (!value || !parse_long(value, ints[k].low, (long*)((char*)o + ints[k].offset)))
-            return fail(err, err_size, "%s: expected an integer >= %ld, got '%s'", arg, ints[k].low, value ? value : "");
+            return ek_fail(err, err_size, "%s: expected an integer >= %ld, got '%s'", arg, ints[k].low, value ? value : "");
         return ++*i, 1;
     }
     if (!strcmp(arg, "--seconds")) {
         char* end = NULL;
         o->seconds = value ? strtod(value, &end) : -1.0;
         if (!value || end == value || *end != '\0' || !(o->seconds > 0))
-            return fail(err, err_size, "--seconds: expected a positive number of seconds, got '%s'", value ? value : "");
+            return ek_fail(err, err_size, "--seconds: expected a positive number of seconds, got '%s'", value ? value : "");
         return ++*i, 1;
     }
     if (!strcmp(arg, "--feed")) {
         const char* eq = value ? strchr(value, '=') : NULL;
         if (!eq || eq == value || eq[1] == '\0')
-            return fail(err, err_size, "--feed %s: expected NAME=VALUE (a scalar input and its value)", value ? value : "");
-        if (o->n_feeds == EK_MAX_FEEDS) return fail(err, err_size, "--feed: at most %d of them", EK_MAX_FEEDS);
+            return ek_fail(err, err_size, "--feed %s: expected NAME=VALUE (a scalar input and its value)", value ? value : "");
+        if (o->n_feeds == EK_MAX_FEEDS) return ek_fail(err, err_size, "--feed: at most %d of them", EK_MAX_FEEDS);
         o->feeds[o->n_feeds++] = value;
         return ++*i, 1;
     }
@@ -90,22 +81,22 @@ static int apply_feed(const ek_bundle* b, ek_tensor* feed, size_t n, const char*
         char names[512] = "";
         for (size_t k = 0; k < n; ++k)
             snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", k ? ", " : "", feed[k].name);
-        return fail(err, err_size, "--feed %.*s: the model has no input '%.*s' (inputs: %s)", (int)len, assignment,
+        return ek_fail(err, err_size, "--feed %.*s: the model has no input '%.*s' (inputs: %s)", (int)len, assignment,
                     (int)len, assignment, names);
     }
     if (t->count != 1)
-        return fail(err, err_size, "--feed %s: input '%s' has %zu elements; --feed sets scalars only", assignment,
+        return ek_fail(err, err_size, "--feed %s: input '%s' has %zu elements; --feed sets scalars only", assignment,
                     t->name, t->count);
     char* end = NULL;
     const double v = strtod(text, &end);
-    if (end == text || *end != '\0' || !isfinite(v)) return fail(err, err_size, "--feed %s: '%s' is not a number", assignment, text);
+    if (end == text || *end != '\0' || !isfinite(v)) return ek_fail(err, err_size, "--feed %s: '%s' is not a number", assignment, text);
     if (ek_dtype_is_integer(t->dtype) && v != floor(v))
-        return fail(err, err_size, "--feed %s: input '%s' is %s, '%s' is not an integer", assignment, t->name, t->dtype, text);
+        return ek_fail(err, err_size, "--feed %s: input '%s' is %s, '%s' is not an integer", assignment, t->name, t->dtype, text);
     const cJSON* range = cJSON_GetObjectItemCaseSensitive(spec, "range");
     if (cJSON_GetArraySize(range) == 2 && cJSON_IsNumber(cJSON_GetArrayItem(range, 0)) &&
         cJSON_IsNumber(cJSON_GetArrayItem(range, 1)) &&
         (v < cJSON_GetArrayItem(range, 0)->valuedouble || v > cJSON_GetArrayItem(range, 1)->valuedouble))
-        return fail(err, err_size, "--feed %s: outside the range [%g, %g] of input '%s'", assignment,
+        return ek_fail(err, err_size, "--feed %s: outside the range [%g, %g] of input '%s'", assignment,
                     cJSON_GetArrayItem(range, 0)->valuedouble, cJSON_GetArrayItem(range, 1)->valuedouble, t->name);
     const char* d = t->dtype;
     if (!strcmp(d, "float32")) *(float*)t->data = (float)v;
@@ -115,7 +106,7 @@ static int apply_feed(const ek_bundle* b, ek_tensor* feed, size_t n, const char*
     else if (!strcmp(d, "int16")) *(int16_t*)t->data = (int16_t)v;
     else if (!strcmp(d, "int8")) *(int8_t*)t->data = (int8_t)v;
     else if (!strcmp(d, "uint8") || !strcmp(d, "bool")) *(uint8_t*)t->data = (uint8_t)(!strcmp(d, "bool") ? v != 0 : v);
-    else return fail(err, err_size, "--feed %s: input '%s' is %s, which --feed cannot set", assignment, t->name, d);
+    else return ek_fail(err, err_size, "--feed %s: input '%s' is %s, which --feed cannot set", assignment, t->name, d);
     cJSON_DeleteItemFromObjectCaseSensitive(overrides, t->name);
     cJSON_AddNumberToObject(overrides, t->name, ek_dtype_is_integer(d) ? (double)ek_tensor_int_at(t, 0) : ek_tensor_at(t, 0));
     return 0;
@@ -124,15 +115,15 @@ static int apply_feed(const ek_bundle* b, ek_tensor* feed, size_t n, const char*
 int ek_bench_feed(const ek_bundle* b, const ek_bench_options* o, ek_tensor** feed, size_t* n_feed, cJSON** overrides,
                   char* err, size_t err_size) {
     *feed = NULL, *n_feed = 0, *overrides = cJSON_CreateObject();
-    if (b->n_samples == 0) return fail(err, err_size, "%s: the bundle has no testdata sample to time", b->dir);
+    if (b->n_samples == 0) return ek_fail(err, err_size, "%s: the bundle has no testdata sample to time", b->dir);
     if ((size_t)o->sample >= b->n_samples)
-        return fail(err, err_size, "--sample %ld: the bundle has %zu testdata samples (0 to %zu)", o->sample,
+        return ek_fail(err, err_size, "--sample %ld: the bundle has %zu testdata samples (0 to %zu)", o->sample,
                     b->n_samples, b->n_samples - 1);
     const ek_sample* s = &b->samples[o->sample];
-    if (!*overrides || !(*feed = calloc(s->n_inputs + 1, sizeof **feed))) return fail(err, err_size, "out of memory");
+    if (!*overrides || !(*feed = calloc(s->n_inputs + 1, sizeof **feed))) return ek_fail(err, err_size, "out of memory");
     for (size_t k = 0; k < s->n_inputs; ++k, ++*n_feed) {
         const ek_tensor* in = &s->inputs[k];
-        if (ek_tensor_init(&(*feed)[k], in->name, in->dtype, in->rank, in->shape) != 0) return fail(err, err_size, "out of memory");
+        if (ek_tensor_init(&(*feed)[k], in->name, in->dtype, in->rank, in->shape) != 0) return ek_fail(err, err_size, "out of memory");
         memcpy((*feed)[k].data, in->data, in->count * in->item_size);
     }
     /* The manifest's tuned values (`edgekit tune`) first, then --feed, as `edgekit bench` does. */

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int fail(char* err, size_t err_size, const char* fmt, ...) {
+int ek_fail(char* err, size_t err_size, const char* fmt, ...) {
     va_list args;
     va_start(args, fmt);
     vsnprintf(err, err_size, fmt, args);
@@ -131,10 +131,10 @@ static cJSON* read_json(const ek_bundle* b, const char* rel, const char* what, c
     if (!path) return NULL;
     char* text = read_text(path);
     free(path);
-    if (!text) return fail(err, err_size, "%s: cannot read", what), NULL;
+    if (!text) return ek_fail(err, err_size, "%s: cannot read", what), NULL;
     cJSON* json = cJSON_Parse(text);
     free(text);
-    if (!json) fail(err, err_size, "%s: invalid JSON", what);
+    if (!json) ek_fail(err, err_size, "%s: invalid JSON", what);
     return json;
 }
 
@@ -155,26 +155,26 @@ static int read_tensor(const ek_bundle* b, const char* where, const cJSON* meta,
     const cJSON* dtype = cJSON_GetObjectItemCaseSensitive(meta, "dtype");
     const cJSON* shape = cJSON_GetObjectItemCaseSensitive(meta, "shape");
     if (!cJSON_IsObject(meta) || !cJSON_IsString(file) || !cJSON_IsString(dtype) || !cJSON_IsArray(shape))
-        return fail(err, err_size, "%s: lacks file/dtype (strings) or shape (an array)", where);
+        return ek_fail(err, err_size, "%s: lacks file/dtype (strings) or shape (an array)", where);
     if (!ek_dtype_size(dtype->valuestring))
-        return fail(err, err_size, "%s: unsupported dtype '%.32s'", where, dtype->valuestring);
+        return ek_fail(err, err_size, "%s: unsupported dtype '%.32s'", where, dtype->valuestring);
     int64_t dims[EK_MAX_RANK];
     int rank = 0;
     const cJSON* d;
     cJSON_ArrayForEach(d, shape) {
-        if (rank == EK_MAX_RANK) return fail(err, err_size, "%s: shape has rank > %d", where, EK_MAX_RANK);
-        if (!cJSON_IsNumber(d)) return fail(err, err_size, "%s: shape[%d] is not a number", where, rank);
+        if (rank == EK_MAX_RANK) return ek_fail(err, err_size, "%s: shape has rank > %d", where, EK_MAX_RANK);
+        if (!cJSON_IsNumber(d)) return ek_fail(err, err_size, "%s: shape[%d] is not a number", where, rank);
         const double v = d->valuedouble;
-        if (v < 0) return fail(err, err_size, "%s: shape[%d] = %.17g is negative", where, rank, v);
+        if (v < 0) return ek_fail(err, err_size, "%s: shape[%d] = %.17g is negative", where, rank, v);
         if (!(v <= kMaxDim) || v != floor(v))
-            return fail(err, err_size, "%s: shape[%d] = %.17g is out of range (an integer in [0, 2^53])", where, rank, v);
+            return ek_fail(err, err_size, "%s: shape[%d] = %.17g is out of range (an integer in [0, 2^53])", where, rank, v);
         dims[rank++] = (int64_t)v;
     }
     char dims_text[200];
     shape_text(dims, rank, dims_text, sizeof dims_text);
     size_t count = 0, bytes = 0;
     if (ek_tensor_size(dtype->valuestring, rank, dims, &count, &bytes) != 0)
-        return fail(err, err_size, "%s: shape %s of %s overflows the byte count", where, dims_text, dtype->valuestring);
+        return ek_fail(err, err_size, "%s: shape %s of %s overflows the byte count", where, dims_text, dtype->valuestring);
 
     char what[600];
     snprintf(what, sizeof what, "%s file", where);
@@ -185,17 +185,17 @@ static int read_tensor(const ek_bundle* b, const char* where, const cJSON* meta,
     struct stat st;
     if (!f || fstat(fileno(f), &st) != 0) {
         if (f) fclose(f);
-        return fail(err, err_size, "%s/testdata/%s: cannot open", b->dir, file->valuestring);
+        return ek_fail(err, err_size, "%s/testdata/%s: cannot open", b->dir, file->valuestring);
     }
     int rc = 0;
     /* Checked before allocating: a shape cannot make the reader allocate more than the file holds. */
     if ((uint64_t)st.st_size != (uint64_t)bytes)
-        rc = fail(err, err_size, "%s/testdata/%s: size does not match %s%s: %zu bytes expected, the file has %lld",
+        rc = ek_fail(err, err_size, "%s/testdata/%s: size does not match %s%s: %zu bytes expected, the file has %lld",
                   b->dir, file->valuestring, dtype->valuestring, dims_text, bytes, (long long)st.st_size);
     else if (ek_tensor_init(t, meta->string, dtype->valuestring, rank, dims) != 0)
-        rc = fail(err, err_size, "%s: out of memory (%zu bytes)", where, bytes);
+        rc = ek_fail(err, err_size, "%s: out of memory (%zu bytes)", where, bytes);
     else if (fread(t->data, 1, bytes, f) != bytes)
-        rc = fail(err, err_size, "%s/testdata/%s: short read", b->dir, file->valuestring);
+        rc = ek_fail(err, err_size, "%s/testdata/%s: short read", b->dir, file->valuestring);
     fclose(f);
     if (rc == 0 && !host_is_little_endian()) /* the files are little-endian */
         for (size_t i = 0; i < t->count; ++i) {
@@ -213,9 +213,9 @@ static int read_tensors(const ek_bundle* b, size_t sample, const char* role, con
                         size_t* n, char* err, size_t err_size) {
     char where[512];
     if (!cJSON_IsObject(group))
-        return fail(err, err_size, "%s/testdata/index.json: samples[%zu].%s is not an object", b->dir, sample, role);
+        return ek_fail(err, err_size, "%s/testdata/index.json: samples[%zu].%s is not an object", b->dir, sample, role);
     *out = calloc((size_t)cJSON_GetArraySize(group) + 1, sizeof **out);
-    if (!*out) return fail(err, err_size, "out of memory");
+    if (!*out) return ek_fail(err, err_size, "out of memory");
     const cJSON* meta;
     cJSON_ArrayForEach(meta, group) {
         snprintf(where, sizeof where, "%s/testdata/index.json: samples[%zu].%s '%.64s'", b->dir, sample, role, meta->string);
@@ -233,9 +233,9 @@ static int read_testdata(ek_bundle* bundle, char* err, size_t err_size) {
     int rc = 0;
     if (!index) rc = -1;
     else if (!cJSON_IsString(format) || strcmp(format->valuestring, EK_TESTDATA_FORMAT) != 0 || !cJSON_IsArray(samples))
-        rc = fail(err, err_size, "%s: unknown testdata format", what);
+        rc = ek_fail(err, err_size, "%s: unknown testdata format", what);
     else if (!(bundle->samples = calloc((size_t)cJSON_GetArraySize(samples) + 1, sizeof *bundle->samples)))
-        rc = fail(err, err_size, "out of memory");
+        rc = ek_fail(err, err_size, "out of memory");
     else {
         const cJSON* entry;
         cJSON_ArrayForEach(entry, samples) {
@@ -258,13 +258,13 @@ int ek_bundle_load(const char* dir, ek_bundle* bundle, char* err, size_t err_siz
     memset(bundle, 0, sizeof *bundle);
     char what[512];
     snprintf(what, sizeof what, "%s/manifest.json", dir);
-    if (!(bundle->dir = malloc(strlen(dir) + 1))) return fail(err, err_size, "out of memory");
+    if (!(bundle->dir = malloc(strlen(dir) + 1))) return ek_fail(err, err_size, "out of memory");
     strcpy(bundle->dir, dir);
-    if (!(bundle->root = realpath(dir, NULL))) return fail(err, err_size, "%s: cannot open (%s)", what, strerror(errno));
+    if (!(bundle->root = realpath(dir, NULL))) return ek_fail(err, err_size, "%s: cannot open (%s)", what, strerror(errno));
     if (!(bundle->manifest = read_json(bundle, "manifest.json", what, err, err_size))) return -1;
     const cJSON* schema = cJSON_GetObjectItemCaseSensitive(bundle->manifest, "schema");
     if (!cJSON_IsString(schema) || strcmp(schema->valuestring, "edgekit.bundle/1") != 0)
-        return fail(err, err_size, "%s: not an edgekit.bundle/1 manifest", what);
+        return ek_fail(err, err_size, "%s: not an edgekit.bundle/1 manifest", what);
     struct stat st;
     char* index = ek_path_join(dir, "testdata/index.json");
     const int has_testdata = index && lstat(index, &st) == 0; /* a bundle exported without reference data has none */

@@ -4,7 +4,6 @@
 #define _XOPEN_SOURCE 700 /* realpath */
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,14 +11,6 @@
 
 #include "edgekit_bundle.h"
 #include "edgekit_sha256.h"
-
-static int fail(char* err, size_t err_size, const char* fmt, ...) {
-    va_list args;
-    va_start(args, fmt);
-    vsnprintf(err, err_size, fmt, args);
-    va_end(args);
-    return -1;
-}
 
 static int has_dotdot(const char* rel) {
     for (const char* p = rel; *p;) {
@@ -32,28 +23,28 @@ static int has_dotdot(const char* rel) {
 
 char* ek_bundle_path(const ek_bundle* bundle, const char* sub, const char* rel, const char* what, char* err,
                      size_t err_size) {
-    if (!rel || !*rel) return fail(err, err_size, "%s: empty path", what), NULL;
+    if (!rel || !*rel) return ek_fail(err, err_size, "%s: empty path", what), NULL;
     /* Refused before touching the file system, whatever exists there. */
     if (rel[0] == '/' || rel[0] == '\\' || (isalpha((unsigned char)rel[0]) && rel[1] == ':'))
-        return fail(err, err_size, "%s '%.200s': absolute path refused (bundle paths are relative)", what, rel), NULL;
+        return ek_fail(err, err_size, "%s '%.200s': absolute path refused (bundle paths are relative)", what, rel), NULL;
     if (has_dotdot(rel))
-        return fail(err, err_size, "%s '%.200s': '..' refused (bundle paths stay inside the bundle)", what, rel), NULL;
+        return ek_fail(err, err_size, "%s '%.200s': '..' refused (bundle paths stay inside the bundle)", what, rel), NULL;
     char* folder = sub && *sub ? ek_path_join(bundle->root, sub) : NULL;
     char* joined = ek_path_join(folder ? folder : bundle->root, rel);
     free(folder);
-    if (!joined) return fail(err, err_size, "out of memory"), NULL;
+    if (!joined) return ek_fail(err, err_size, "out of memory"), NULL;
     char* real = realpath(joined, NULL); /* follows every symlink on the way */
     const int error = errno;
     free(joined);
-    if (!real) return fail(err, err_size, "%s '%.200s': cannot open (%s)", what, rel, strerror(error)), NULL;
+    if (!real) return ek_fail(err, err_size, "%s '%.200s': cannot open (%s)", what, rel, strerror(error)), NULL;
     const size_t n = strlen(bundle->root);
     const int inside = strncmp(real, bundle->root, n) == 0 && (real[n] == '/' || (n == 1 && real[n] != '\0'));
     struct stat st;
     if (!inside)
-        fail(err, err_size, "%s '%.200s': resolves to %.200s, outside the bundle %.200s (a symlink?)", what, rel, real,
+        ek_fail(err, err_size, "%s '%.200s': resolves to %.200s, outside the bundle %.200s (a symlink?)", what, rel, real,
              bundle->root);
     else if (stat(real, &st) != 0 || !S_ISREG(st.st_mode))
-        fail(err, err_size, "%s '%.200s': not a regular file", what, rel);
+        ek_fail(err, err_size, "%s '%.200s': not a regular file", what, rel);
     else
         return real;
     free(real);
@@ -102,7 +93,7 @@ int ek_artifact_check(const ek_bundle* bundle, const cJSON* entry, const char* k
         const cJSON* name = field(entry, parts[i].file);
         if (i > 0 && (!name || cJSON_IsNull(name))) continue; /* no sidecar file */
         snprintf(where, sizeof where, "%s/manifest.json: artifacts.%s.%s", bundle->dir, key, parts[i].file);
-        if (!cJSON_IsString(name)) return fail(err, err_size, "%s is not a string", where);
+        if (!cJSON_IsString(name)) return ek_fail(err, err_size, "%s is not a string", where);
         char* path = ek_bundle_path(bundle, "", name->valuestring, where, err, err_size);
         if (!path) return -1;
         const cJSON* want = field(entry, parts[i].digest);
@@ -110,12 +101,12 @@ int ek_artifact_check(const ek_bundle* bundle, const cJSON* entry, const char* k
         int rc = 0;
         if (!verify) { /* containment only */
         } else if (!cJSON_IsString(want) || strlen(want->valuestring) != 64)
-            rc = fail(err, err_size, "%s/manifest.json: artifacts.%s.%s is missing or not a sha256 digest, so %s cannot "
+            rc = ek_fail(err, err_size, "%s/manifest.json: artifacts.%s.%s is missing or not a sha256 digest, so %s cannot "
                       "be verified (--no-verify skips the check)", bundle->dir, key, parts[i].digest, name->valuestring);
         else if (ek_sha256_file(path, got, &size) != 0)
-            rc = fail(err, err_size, "%s/%s: cannot read", bundle->dir, name->valuestring);
+            rc = ek_fail(err, err_size, "%s/%s: cannot read", bundle->dir, name->valuestring);
         else if (!same_digest(got, want->valuestring))
-            rc = fail(err, err_size, "%s/%s: sha256 mismatch: manifest.json says %s, the file has %s", bundle->dir,
+            rc = ek_fail(err, err_size, "%s/%s: sha256 mismatch: manifest.json says %s, the file has %s", bundle->dir,
                       name->valuestring, want->valuestring, got);
         free(path);
         if (rc != 0) return rc;
@@ -123,7 +114,7 @@ int ek_artifact_check(const ek_bundle* bundle, const cJSON* entry, const char* k
     }
     const cJSON* size = field(entry, "size_bytes");
     if (verify && (!cJSON_IsNumber(size) || size->valuedouble != (double)total))
-        return fail(err, err_size, "%s/manifest.json: artifacts.%s.size_bytes is %.17g, the files hold %llu bytes",
+        return ek_fail(err, err_size, "%s/manifest.json: artifacts.%s.size_bytes is %.17g, the files hold %llu bytes",
                     bundle->dir, key, cJSON_IsNumber(size) ? size->valuedouble : -1.0, (unsigned long long)total);
     return 0;
 }
