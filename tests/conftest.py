@@ -46,6 +46,7 @@ SKIPS = {
     "quantize": lambda: None if _has("nncf") else "nncf not installed (pip install 'edgekit[quantize]')",
     "prune": lambda: None if _has("torch_pruning") else "torch-pruning not installed (pip install 'edgekit[prune]')",
     "ray": lambda: None if _has("ray") else "ray not installed (pip install 'edgekit[sweep]')",
+    "executorch": lambda: None if _has("executorch") else "executorch not installed (pip install 'edgekit[executorch]')",
     "gpu": _cuda_reason,
     "cpp": lambda: None if shutil.which("cmake") and (shutil.which("c++") or shutil.which("g++"))
     else "cmake or a C++ compiler not found",
@@ -77,6 +78,17 @@ def toy_bundle(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("bundles") / "toy"
     export_bundle(resolve_source("zoo:toy?width=4,max_steps=4"), out, ExportOptions(targets=("onnx", "openvino")))
+    return out
+
+
+@pytest.fixture(scope="session")
+def et_toy_bundle(tmp_path_factory) -> Path:
+    """zoo:toy (tiny) exported with `edgekit export --target onnx --target executorch`, as a user would;
+    shared by the ExecuTorch export tests and the C++ runner's tests."""
+    out = tmp_path_factory.mktemp("et-bundle") / "toy"
+    result = run_cli("export", "zoo:toy?width=4,max_steps=4", "--target", "onnx", "--target", "executorch",
+                     "--out", out, "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
     return out
 
 

@@ -15,7 +15,7 @@ import traceback
 # Backends imported before the load timer starts, so load_ms is load/compile time, not `import torch`.
 BACKEND_MODULES = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino"}
 # `device` of rows whose runner takes no device option (OpenVINO's rows carry its device name: CPU, GPU)
-DEFAULT_DEVICE = {"torch": "cpu", "onnxruntime": "cpu", "ort-mobile": "cpu", "tensorrt": "cuda"}
+DEFAULT_DEVICE = {"torch": "cpu", "onnxruntime": "cpu", "ort-mobile": "cpu", "executorch": "cpu", "tensorrt": "cuda"}
 PROGRESS_EVERY_S = 0.1  # throttle: a message per call would perturb the calls being timed
 
 

@@ -16,7 +16,7 @@ from edgekit.ui import Reporter, console
 
 def export_command(
     source: str = typer.Argument(..., help="zoo:NAME, file.py:factory, package.module:attr, model.pt2 or model.onnx"),
-    target: Optional[List[str]] = typer.Option(None, "--target", "-t", help="onnx, openvino, tensorrt, ort-mobile (repeatable)."),
+    target: Optional[List[str]] = typer.Option(None, "--target", "-t", help="onnx, openvino, tensorrt, ort-mobile, executorch (repeatable)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Bundle directory (default: bundles/<name>)."),
     input: Optional[List[str]] = typer.Option(None, "--input", "-i", help="NAME:1x3xHxW:float32 (repeatable)."),
     dynamic: Optional[List[str]] = typer.Option(None, "--dynamic", help="NAME:AXIS[,AXIS] makes axes dynamic."),
@@ -44,6 +44,9 @@ def export_command(
     ort_platform: str = typer.Option(
         "arm", "--ort-platform", help="ort-mobile: the platform the .ort's fixed optimizations are for: arm (phones) "
                                       "or amd64."),
+    et_max_steps: Optional[int] = typer.Option(
+        None, "--et-max-steps", help="executorch: the step bound a while_loop runs to (default: the model's "
+                                     "`max_steps`); ExecuTorch has no while_loop, so it becomes a scan of this length."),
     opset: int = typer.Option(18, help="ONNX opset."),
     tune_budget: Optional[float] = typer.Option(
         None, "--tune-budget", help="Then `edgekit tune` the bundle's knobs to this metric drop (exit thresholds, "
@@ -89,6 +92,7 @@ def export_command(
         extra_feeds=load_npz_feeds(data, model.inputs) if data else [],
         target_options={**({"trt_arch": trt_arch} if trt_arch else {}),
                         **({"ort_platform": ort_platform} if "ort-mobile" in targets else {}),
+                        **_executorch_options(targets, et_max_steps, model.module),
                         **({"trt_shapes": dict(parse_profile_spec(t) for t in trt_shape)} if trt_shape else {})},
         calib=calib, calib_samples=calib_samples, max_drop=max_drop, metric=metric, adapter=adapter, slim=slim,
         cache=cache,
@@ -108,3 +112,14 @@ def export_command(
         chosen = result["chosen"]
         console.print(f"[green]tuned:[/] {chosen['setting']} · {result['metric']} drop {chosen['drop']:.4f} ≤ "
                       f"{result['budget']:g} · {result['speedup']:.2f}× the costliest setting ({result['runtime']})")
+
+
+def _executorch_options(targets, max_steps: int | None, module) -> dict:
+    if "executorch" not in targets:
+        return {}
+    from edgekit.export.executorch import declared_max_steps
+
+    if max_steps is not None and max_steps < 1:
+        raise EdgekitError(f"--et-max-steps {max_steps}: give a step count of at least 1")
+    steps = max_steps or (declared_max_steps(module) if module is not None else None)
+    return {"et_max_steps": steps} if steps else {}

@@ -56,8 +56,21 @@ def _build_ort_mobile(ctx: BuildContext) -> dict:
     return ort_from_onnx(ctx.onnx_path, ctx.root, ctx.options.get("ort_platform", "arm"), log=ctx.log)
 
 
+def _build_executorch(ctx: BuildContext) -> dict:
+    from edgekit.errors import ExportError
+    from edgekit.export.executorch import DEFAULT_MAX_SCALE, pte_from_program
+
+    program = ctx.root / "model.pt2"
+    if not program.is_file():
+        raise ExportError("executorch: the target is lowered from the torch.export program (model.pt2); an ONNX "
+                          "source has none: export the PyTorch model")
+    return pte_from_program(program, ctx.root, ctx.options.get("et_max_steps"),
+                            ctx.options.get("et_max_scale", DEFAULT_MAX_SCALE), log=ctx.log)
+
+
 TARGETS: Registry[Target] = Registry("target")
 TARGETS.add("onnx", Target("onnx", "onnxruntime", _build_onnx, ("fp32", "int8")))
 TARGETS.add("openvino", Target("openvino", "openvino", _build_openvino, ("fp32", "fp16", "int8")))
 TARGETS.add("tensorrt", Target("tensorrt", "tensorrt", _build_tensorrt, ("fp32", "fp16", "int8")))
 TARGETS.add("ort-mobile", Target("ort-mobile", "ort-mobile", _build_ort_mobile, ("fp32", "int8")))
+TARGETS.add("executorch", Target("executorch", "executorch", _build_executorch, ("fp32",)))

@@ -26,6 +26,7 @@ for _entry in (
     RunnerEntry("openvino", "edgekit.runtimes.openvino:runner_from_bundle", "openvino"),
     RunnerEntry("tensorrt", "edgekit.runtimes.tensorrt:runner_from_bundle", "tensorrt"),
     RunnerEntry("ort-mobile", "edgekit.runtimes.onnxruntime:mobile_runner_from_bundle", "ort-mobile"),
+    RunnerEntry("executorch", "edgekit.runtimes.executorch:runner_from_bundle", "executorch"),
 ):
     RUNNERS.add(_entry.name, _entry)
 
@@ -48,7 +49,7 @@ def open_runner(bundle: Bundle, name: str, **options) -> Runner:
 
 def runtimes_for(bundle: Bundle) -> list[str]:
     """The runtimes that can execute one of the bundle's artifacts, in registry order."""
-    return [n for n in ("torch", "onnxruntime", "openvino", "tensorrt", "ort-mobile")
+    return [n for n in ("torch", "onnxruntime", "openvino", "tensorrt", "ort-mobile", "executorch")
             if RUNNERS.get(n).artifact in bundle.manifest.artifacts]
 
 

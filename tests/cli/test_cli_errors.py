@@ -71,7 +71,7 @@ def test_existing_output_dir_is_refused_without_force(tmp_path, toy_bundle):
 def test_unknown_target_lists_valid_ones(tmp_path):
     out = tmp_path / "b"
     _fails_cleanly(run_cli("export", "zoo:toy", "--target", "tflite", "--out", out),
-                   "unknown target 'tflite'", "valid: onnx, openvino, ort-mobile, tensorrt", out=out)
+                   "unknown target 'tflite'", "valid: executorch, onnx, openvino, ort-mobile, tensorrt", out=out)
 
 
 def test_unknown_zoo_model_and_spec_kind(tmp_path):

@@ -7,9 +7,9 @@ from edgekit.runtimes import RUNNERS
 
 
 def test_unknown_name_lists_valid_ones():
-    with pytest.raises(EdgekitError, match=r"unknown target 'tflite' \(valid: onnx, openvino, ort-mobile, tensorrt\)"):
+    with pytest.raises(EdgekitError, match=r"unknown target 'tflite' \(valid: executorch, onnx, openvino, ort-mobile, tensorrt\)"):
         TARGETS.get("tflite")
-    with pytest.raises(EdgekitError, match="valid: onnxruntime, openvino, ort-mobile, tensorrt, torch"):
+    with pytest.raises(EdgekitError, match="valid: executorch, onnxruntime, openvino, ort-mobile, tensorrt, torch"):
         RUNNERS.get("tvm")
 
 
