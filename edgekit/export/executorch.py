@@ -2,15 +2,18 @@
 
 ExecuTorch 1.5 runs `cond` and `scan` but cannot emit `while_loop` ("Unsupported control flow operator";
 pytorch/executorch issue 8769), so a loop becomes a `scan` over the model's declared maximum step count whose
-body is `cond(keep_going, step, identity)` (`loops.bound_loops`). Two more things this module does by hand:
+body is `cond(keep_going, step, identity)` (`executorch_loops`). Three more things done by hand here:
 
-- XNNPACK inside branches and loop bodies (`delegate.DeepPartitioner`). The XNNPACK partitioner tags the top
+- XNNPACK inside branches and loop bodies (`executorch_delegate.DeepPartitioner`). The XNNPACK partitioner tags the top
   graph only, and torch.export passes the weights a branch uses in as operands, which XNNPACK cannot pack:
   a 3-conv branch ran on portable kernels at 7550 ms vs 24 ms delegated, zoo:toy (32², 8 steps) at 12.2 ms
   vs 0.21 ms. The weights are moved into the branch graphs as constants and each branch/body is partitioned
   on its own (ExecuTorch's `to_backend` already lowers tagged nodes in control-flow submodules).
-- A copy of every `cond` output (`loops.bound_loops`): without it the memory planner let a later op reuse a
+- A copy of every `cond` output (`executorch_loops`): without it the memory planner let a later op reuse a
   branch output's buffer (zoo:toy's exit index came back as garbage).
+- A check of the lowered program against the bounded one (`self_check`, in a subprocess: a bad delegate can
+  crash the runtime); when it fails, the program is lowered again with branches on portable kernels and the
+  manifest's `partitions.branches` says why.
 
 Static shapes when the program loops: ExecuTorch's `scan` initialises its carry with `copy_`, which does not
 resize, so a carried tensor with a dynamic dim fails at run time ("tensor_is_broadcastable_to", error 0x12)
@@ -56,10 +59,10 @@ def pte_from_program(program_path: Path, root: Path, max_steps: int | None = Non
         lowered, counts = _lower(to_edge, bounded, DeepPartitioner())
         problem = self_check(lowered.buffer, bounded, root)
         if problem:
-            log(f"executorch: XNNPACK inside branches failed the check ({problem}); branches stay on portable "
-                f"kernels")
             lowered, counts = _lower(to_edge, bounded, DeepPartitioner(max_depth=0))
             counts["branches"] = f"portable: {problem}"[:300]
+    if problem:  # after _quiet(), which holds stdout
+        log(f"executorch: XNNPACK inside branches failed the check ({problem}); branches stay on portable kernels")
     (root / PTE_FILE).write_bytes(lowered.buffer)
     log(f"executorch: {counts['delegated']} XNNPACK partitions, {counts['portable']} ops on portable kernels "
         f"({time.perf_counter() - start:.1f} s)")

@@ -12,17 +12,11 @@ from __future__ import annotations
 
 # Ops left on portable kernels (their XNNPACK configs are not offered to the partitioner). `clone`: XNNPACK
 # drops copies, and a partition whose output was a copy of its input then fails ("Output node ... is already
-# in the inputs"; zoo:storm's prior state). In branch graphs also `view_copy`: XNNPACK resolved a
-# `reshape(B, 2, 64, -1)` inside an RBQE branch to (1, 2, 64, 1) where the planned tensor was (1, 2, 64, 49)
-# ("Attempted to resize a static tensor"); a reshape on portable kernels is one copy.
+# in the inputs"; zoo:storm's prior state).
 UNTAGGED = ("CloneConfig", "CloneDimOrderConfig")
-BRANCH_UNTAGGED = (*UNTAGGED, "ViewCopyConfig")
-# How deep in nested `cond`s branch graphs are partitioned (a loop body's `cond` counts once: `scan` does not).
-# ExecuTorch 1.5.1 ran zoo:toy's and zoo:storm's delegated branches correctly but not all of RBQE's: a delegate
-# in its first branch (IQAM's stride-8 conv on the exit output) read a tensor of the wrong shape ((1, 128,
-# 1, 1) for (1, 128, 7, 7); static shapes and naive memory planning too), so `pte_from_program` checks the
-# program and falls back to depth 0 when it disagrees.
-MAX_COND_DEPTH = 1
+# How deep in nested `cond`s branch graphs are partitioned (a loop body's `cond` counts once: `scan` does not):
+# all of them; 0 (the top graph only) is `pte_from_program`'s fallback when the lowered program fails its check.
+MAX_COND_DEPTH = 64
 
 
 def _operand_slot(node):
@@ -53,10 +47,13 @@ def _inline(graph_module, constant_of) -> None:
         for name in names:
             branch = getattr(graph_module, name)
             placeholders = [n for n in branch.graph.nodes if n.op == "placeholder"]
-            for k, tensor in constants.items():
+            for k, (attr, tensor) in constants.items():
                 placeholder = placeholders[offset + k]
-                attr = f"_edgekit_const_{placeholder.name}"
-                branch.register_buffer(attr, tensor, persistent=False)
+                if not hasattr(branch, attr):
+                    # as a Parameter, whatever it was: with ExecuTorch 1.5.1 an XNNPACK conv inside a branch whose
+                    # weight was a plain tensor (a buffer: RBQE's IQAM filters) read a tensor of the wrong shape
+                    # ((1, 128, 1, 1) for (1, 128, 7, 7)); the same conv with a Parameter ran correctly
+                    branch.register_buffer(attr, torch.nn.Parameter(tensor, requires_grad=False), persistent=False)
                 # one get_attr per use: a constant shared by two partitions would join them into a cycle
                 for use in list(placeholder.users):
                     with branch.graph.inserting_before(use):
@@ -79,7 +76,7 @@ def _attr_tensor(graph_module, node):
     if node.op != "get_attr":
         return None
     value = getattr(graph_module, node.target, None)
-    return value if isinstance(value, torch.Tensor) else None
+    return (node.target, value) if isinstance(value, torch.Tensor) else None
 
 
 def inline_branch_constants(program) -> None:
@@ -88,8 +85,14 @@ def inline_branch_constants(program) -> None:
     tensors = {**program.state_dict, **program.constants}
     by_placeholder = {**signature.inputs_to_parameters, **signature.inputs_to_buffers,
                       **signature.inputs_to_lifted_tensor_constants}
-    _inline(program.graph_module,
-            lambda n: tensors.get(by_placeholder.get(n.name)) if n.op == "placeholder" else None)
+
+    def constant_of(node):
+        name = by_placeholder.get(node.name) if node.op == "placeholder" else None
+        # named after the program's own name for it (not the branch placeholder's, `arg3_1`, which recurs in
+        # nested branches), so a constant has one name in every branch graph that uses it
+        return ("_edgekit_const_" + name.replace(".", "_"), tensors[name]) if name in tensors else None
+
+    _inline(program.graph_module, constant_of)
 
 
 class _BranchView:
@@ -138,7 +141,7 @@ class DeepPartitioner(_partitioner_base()):
                 if depth <= self.max_depth:
                     renamed = {}
                     view = _BranchView(branch)
-                    for tag, spec in xnnpack_partitioner(BRANCH_UNTAGGED).partition(view).partition_tags.items():
+                    for tag, spec in xnnpack_partitioner().partition(view).partition_tags.items():
                         renamed[tag] = f"branch{len(tags)}_{tag}"
                         tags[renamed[tag]] = spec
                     for inner in branch.graph.nodes:

@@ -160,3 +160,59 @@ def test_self_check_catches_a_program_that_disagrees(et_toy_bundle, tmp_path):
     bounded.state_dict[name].add_(0.5)
     assert "values differ" in self_check(buffer, bounded, tmp_path)
     assert list(tmp_path.iterdir()) == []  # its scratch folder is gone
+
+
+BUFFER_WEIGHT = '''
+import torch
+from torch import nn
+
+
+class BufferConv(nn.Module):
+    """A branch whose conv weight is a buffer (as RBQE's IQAM filters), used at the top level too."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 4, 3, padding=1)
+        self.register_buffer("filters", torch.randn(128, 1, 8, 8, generator=torch.Generator().manual_seed(0)),
+                             persistent=False)
+        self.head = nn.Conv2d(4, 1, 1)
+
+    def forward(self, x, threshold):
+        y = torch.relu(self.stem(x))
+        score = nn.functional.conv2d(x[:, :, 4:, 4:], self.filters, stride=8).mean()
+
+        def deeper(y, x, score):
+            out = self.head(y) + x
+            return out, nn.functional.conv2d(out[:, :, 4:, 4:], self.filters, stride=8).mean().reshape(1)
+
+        def stop(y, x, score):
+            return x.clone(), score.reshape(1).clone()
+
+        return torch.cond(score < threshold, deeper, stop, (y, x, score))
+
+    def example_inputs(self):
+        return torch.rand(1, 1, 64, 64), torch.tensor(0.0)
+
+    def validation_feeds(self):
+        x = self.example_inputs()[0]
+        return [{"x": x, "threshold": torch.tensor(t)} for t in (-1e9, 1e9)]
+
+
+def build():
+    return BufferConv().eval()
+'''
+
+
+def test_a_buffer_weight_inside_a_branch_is_delegated_and_correct(tmp_path):
+    """ExecuTorch 1.5.1 ran an XNNPACK conv in a branch wrong when its weight was a plain-tensor constant;
+    edgekit hands it over as a Parameter, so the branch stays delegated (no fallback) and validates."""
+    source = tmp_path / "bufferconv.py"
+    source.write_text(BUFFER_WEIGHT)
+    out = tmp_path / "b"
+    result = run_cli("export", f"{source}:build", "--target", "executorch", "--out", out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    m = manifest_of(out)
+    partitions = m["artifacts"]["executorch"]["partitions"]
+    assert "branches" not in partitions, partitions  # the self-check passed: no fallback to portable branches
+    assert not [op for op in partitions["portable_ops"] if "convolution" in op], partitions
+    assert m["validation"]["executorch"]["status"] == "passed"
