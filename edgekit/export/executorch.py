@@ -88,7 +88,10 @@ def _lower(to_edge, bounded, partitioner):
     from edgekit.export.executorch_delegate import delegated_ops, inline_branch_constants
 
     try:
+        from executorch.exir.passes.constant_prop_pass import constant_prop_pass
+
         edge = to_edge(copy.deepcopy(bounded))
+        constant_prop_pass(edge.exported_program())  # in place; the branches: fold_constants via the next call
         inline_branch_constants(edge.exported_program())
         edge = edge.to_backend(partitioner)
         counts = delegated_ops(edge.exported_program().graph_module)
