@@ -168,7 +168,8 @@ from torch import nn
 
 
 class BufferConv(nn.Module):
-    """A branch whose conv weight is a buffer (as RBQE's IQAM filters), used at the top level too."""
+    """A branch whose conv weight is a buffer (as RBQE's IQAM filters), used at the top level too, and a conv on
+    a weight slice."""
 
     def __init__(self):
         super().__init__()
@@ -182,7 +183,8 @@ class BufferConv(nn.Module):
         score = nn.functional.conv2d(x[:, :, 4:, 4:], self.filters, stride=8).mean()
 
         def deeper(y, x, score):
-            out = self.head(y) + x
+            # a slice of a weight, as RBQE's concat-free nodes: folded to a constant, the conv stays delegated
+            out = nn.functional.conv2d(y[:, :2], self.head.weight[:, :2], self.head.bias) + x
             return out, nn.functional.conv2d(out[:, :, 4:, 4:], self.filters, stride=8).mean().reshape(1)
 
         def stop(y, x, score):
@@ -205,7 +207,8 @@ def build():
 
 def test_a_buffer_weight_inside_a_branch_is_delegated_and_correct(tmp_path):
     """ExecuTorch 1.5.1 ran an XNNPACK conv in a branch wrong when its weight was a plain-tensor constant;
-    edgekit hands it over as a Parameter, so the branch stays delegated (no fallback) and validates."""
+    edgekit hands it over as a Parameter, so the branch stays delegated (no fallback) and validates; a weight
+    slice is folded, so its conv is delegated too."""
     source = tmp_path / "bufferconv.py"
     source.write_text(BUFFER_WEIGHT)
     out = tmp_path / "b"
