@@ -44,7 +44,6 @@ def main() -> None:
     import onnxruntime as ort
 
     from edgekit.bundle import Bundle
-    from edgekit.env import environment
     from edgekit.export.ort_mobile import ort_from_onnx
     from tune_zoo import bundle_for
 
@@ -76,8 +75,15 @@ def main() -> None:
                        for a, b in zip(outputs[name], outputs["onnx"]))
             rows.append({"model": model, "artifact": name, "p50_ms": statistics.median(samples),
                          "vs_onnx": statistics.median(samples) / base, "calls": len(samples), "max_abs_vs_onnx": diff})
+    report(rows, "ort_mobile.json")
+
+
+def report(rows: list[dict], name: str) -> None:
+    """Write results/NAME (rows + this machine) and print the rows as a markdown table."""
+    from edgekit.env import environment
+
     result = {"rows": rows, "machine": {**environment(), "date": time.strftime("%Y-%m-%d")}}
-    (RESULTS / "ort_mobile.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
     print("| model | artifact | p50 ms | × vs .onnx | max abs vs .onnx |\n|---|---|---:|---:|---:|")
     for r in rows:
         print(f"| {r['model']} | {r['artifact']} | {r['p50_ms']:.1f} | {r['vs_onnx']:.2f} | {r['max_abs_vs_onnx']:.1e} |")

@@ -11,7 +11,7 @@ import subprocess
 BACKENDS = {
     "torch": "torch", "onnx": "onnx", "onnxruntime": "onnxruntime", "onnxscript": "onnxscript",
     "openvino": "openvino", "nncf": "nncf", "torch-pruning": "torch_pruning",
-    "tensorrt": "tensorrt", "tensorrt-rtx": "tensorrt_rtx", "polygraphy": "polygraphy",
+    "tensorrt": "tensorrt", "tensorrt-rtx": "tensorrt_rtx", "polygraphy": "polygraphy", "executorch": "executorch",
 }
 DISTRIBUTIONS = {"tensorrt-rtx": "tensorrt_rtx_cu12", "torch-pruning": "torch-pruning"}
 
