@@ -10,6 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import ROOT
@@ -75,3 +76,21 @@ def build_c_program(sources: list[Path], out: Path, *, cxx: bool = False, saniti
         cmd += ["-lcjson", "-lm"]
     _check(cmd, f"{compiler} {' '.join(s.name for s in sources)}")
     return out
+
+
+def corrupt_reference(bundle: Path, output: str) -> None:
+    """Change sample 0's stored reference for `output` in place."""
+    index = json.loads((bundle / "testdata" / "index.json").read_text())
+    meta = index["samples"][0]["outputs"][output]
+    file = bundle / "testdata" / meta["file"]
+    data = np.fromfile(file, dtype=np.dtype(meta["dtype"]).newbyteorder("<"))
+    if data.dtype.kind == "f":
+        data[len(data) // 2] += 0.5
+    else:
+        data[0] = 1 - data[0]  # the other exit
+    data.tofile(file)
+
+
+def count_samples(bundle: Path) -> int:
+    """How many samples the bundle's testdata holds."""
+    return len(json.loads((bundle / "testdata" / "index.json").read_text())["samples"])

@@ -10,11 +10,10 @@ import shlex
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from conftest import ROOT, manifest_of, run_cli
-from native_build import LANGS, executables, run_example  # noqa: F401  (executables: a fixture)
+from native_build import LANGS, corrupt_reference, count_samples, executables, run_example  # noqa: F401  (executables: a fixture)
 
 PLAIN_MODEL = '''
 import torch
@@ -106,10 +105,6 @@ def test_example_reproduces_zoo_models(lang, name, path, expected, executables, 
         assert report["paths"][path] == expected
 
 
-def count_samples(bundle: Path) -> int:
-    return len(json.loads((bundle / "testdata" / "index.json").read_text())["samples"])
-
-
 @pytest.mark.cpp
 @pytest.mark.openvino
 @pytest.mark.parametrize("lang", LANGS)
@@ -131,19 +126,6 @@ def test_example_reproduces_reference_outputs_and_paths(lang, which, executables
         assert report["paths"] == {}
 
 
-def _corrupt(bundle: Path, output: str) -> None:
-    """Change sample 0's stored reference for `output` in place."""
-    index = json.loads((bundle / "testdata" / "index.json").read_text())
-    meta = index["samples"][0]["outputs"][output]
-    file = bundle / "testdata" / meta["file"]
-    data = np.fromfile(file, dtype=np.dtype(meta["dtype"]).newbyteorder("<"))
-    if data.dtype.kind == "f":
-        data[len(data) // 2] += 0.5
-    else:
-        data[0] = 1 - data[0]  # the other exit
-    data.tofile(file)
-
-
 @pytest.mark.cpp
 @pytest.mark.openvino
 @pytest.mark.parametrize("lang", LANGS)
@@ -152,7 +134,7 @@ def _corrupt(bundle: Path, output: str) -> None:
     ("exit_index", r"sample 0 output 'exit_index': got \d, expected \d"),
 ])
 def test_corrupted_reference_is_a_mismatch_and_a_failing_exit(lang, output, expected, executables, toy_bundle_copy):
-    _corrupt(toy_bundle_copy, output)
+    corrupt_reference(toy_bundle_copy, output)
     rc, report, stderr = run_example(executables[lang], toy_bundle_copy)
     assert rc == 1
     assert report["status"] == "failed" and report["mismatches"] == 1

@@ -9,11 +9,10 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from conftest import manifest_of
-from native_build import run_example
+from native_build import corrupt_reference, count_samples, run_example
 
 pytestmark = [pytest.mark.cpp, pytest.mark.executorch]
 
@@ -47,10 +46,6 @@ def et_bundle_copy(et_bundle, tmp_path) -> Path:
     return copy
 
 
-def count_samples(bundle: Path) -> int:
-    return len(json.loads((bundle / "testdata" / "index.json").read_text())["samples"])
-
-
 def test_et_runner_reproduces_reference_outputs_and_paths(et_runner, et_bundle):
     rc, report, stderr = run_example(et_runner, et_bundle)
     assert rc == 0, (report, stderr)
@@ -66,25 +61,12 @@ def test_et_runner_reproduces_reference_outputs_and_paths(et_runner, et_bundle):
         assert report["paths"] == validation["paths"]
 
 
-def _corrupt(bundle: Path, output: str) -> None:
-    """Change sample 0's stored reference for `output` in place."""
-    index = json.loads((bundle / "testdata" / "index.json").read_text())
-    meta = index["samples"][0]["outputs"][output]
-    file = bundle / "testdata" / meta["file"]
-    data = np.fromfile(file, dtype=np.dtype(meta["dtype"]).newbyteorder("<"))
-    if data.dtype.kind == "f":
-        data[len(data) // 2] += 0.5
-    else:
-        data[0] = 1 - data[0]  # the other exit
-    data.tofile(file)
-
-
 @pytest.mark.parametrize("output, expected", [
     ("output", "sample 0 output 'output': 1/3072 elements out of tolerance"),
     ("exit_index", "sample 0 output 'exit_index': got "),
 ])
 def test_corrupted_reference_is_a_mismatch_and_a_failing_exit(output, expected, et_runner, et_bundle_copy):
-    _corrupt(et_bundle_copy, output)
+    corrupt_reference(et_bundle_copy, output)
     rc, report, stderr = run_example(et_runner, et_bundle_copy)
     assert rc == 1
     assert report["status"] == "failed" and report["mismatches"] == 1
