@@ -63,3 +63,27 @@ def print_inspect(info: dict) -> None:
         cf = onnx["control_flow"]
         console.print(f"control flow: If {cf['If']} (nesting depth {onnx['if_nesting_depth']}), Loop {cf['Loop']}")
         console.print("ops: " + ", ".join(f"{k}×{v}" for k, v in onnx["ops"].items()))
+
+
+def print_boundaries(profile: dict) -> None:
+    """The control-flow boundary profile of `inspect --runtime openvino`."""
+    feed = ", ".join(f"{k}={v}" for k, v in profile["feed"].items())
+    table = Table(title=f"OpenVINO {profile['openvino_version']} ({profile['precision']}): control-flow "
+                        f"boundaries on the path of {feed or 'the first sample'}")
+    for col in ("node", "op", "depth", "branch", "ms", "body ms", "hand-over ms", "in: tensors / MiB",
+                "reorders out: n / ms", "reorders in: n / ms"):
+        table.add_column(col, justify="right" if col not in ("node", "op", "branch") else "left")
+    for b in profile["boundaries"]:
+        branch = b["branch"] + (f" ×{b['iterations']}" if b["op"] != "If" else "")
+        out, inside = b["reorders_outside"], b["reorders_inside"]
+        table.add_row(b["node"], b["op"], str(b["depth"]), branch, f"{b['ms']:.2f}", f"{b['body_ms']:.2f}",
+                      f"{b['overhead_ms']:.2f}", f"{b['handed_in']['tensors']} / {b['handed_in']['mib']:.1f}",
+                      f"{len(out)} / {sum(r['ms'] for r in out):.2f}",
+                      f"{len(inside)} / {sum(r['ms'] for r in inside):.2f}")
+    console.print(table)
+    if not profile["boundaries"]:
+        console.print("no If/Loop on this path")
+        return
+    console.print(f"wall {profile['wall_ms']:.2f} ms; boundaries {profile['boundary_ms']:.2f} ms "
+                  f"({profile['boundary_share']:.0%}): hand-over {profile['handover_ms']:.2f} ms, "
+                  f"reorders {profile['reorder_ms']:.2f} ms (medians of {profile['rounds']} rounds)")

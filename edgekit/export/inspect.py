@@ -53,3 +53,36 @@ def inspect_path(path: Path) -> dict:
     if not path.exists():
         raise EdgekitError(f"{path}: does not exist")
     raise EdgekitError(f"{path}: not a bundle directory or an .onnx file")
+
+
+PROFILED_RUNTIMES = ("openvino",)
+
+
+def profile_boundaries(path: Path, runtime: str, overrides: dict, rounds: int, threads: int | None) -> dict:
+    """Profile the control-flow boundaries of a bundle (its OpenVINO IR, else its ONNX) or an ONNX file on
+    `runtime`, fed the bundle's first testdata sample with every knob at its costliest value (the deepest
+    path) and `overrides` on top."""
+    from edgekit.bench.plan import bench_feed, feed_from_specs
+    from edgekit.runtimes.openvino_boundary import boundary_profile
+    from edgekit.specs import apply_feeds
+    from edgekit.tuning.knobs import Knob, costliest_setting
+
+    if runtime not in PROFILED_RUNTIMES:
+        raise EdgekitError(f"--runtime {runtime}: boundary profiles are for {', '.join(PROFILED_RUNTIMES)}")
+    path = Path(path)
+    if path.is_dir():
+        bundle = Bundle.load(path)
+        knobs = [Knob.from_json(k) for k in (bundle.manifest.knobs or [])]
+        feed = bench_feed(bundle, {**costliest_setting(knobs), **overrides})
+        key = "openvino" if "openvino" in bundle.manifest.artifacts else "onnx"
+        target = bundle.artifact_path(key)
+    else:
+        from edgekit.sources.model import onnx_value_spec
+
+        model = load_onnx(path, load_external_data=False)
+        initializers = {i.name for i in model.graph.initializer}
+        specs = [onnx_value_spec(v) for v in model.graph.input if v.name not in initializers]
+        feed = apply_feeds(feed_from_specs(specs, 1, path), overrides, specs)
+        target = path
+    return {"artifact": str(target), "feed": {k: v.tolist() for k, v in feed.items() if v.ndim == 0},
+            **boundary_profile(target, feed, rounds=rounds, threads=threads)}
