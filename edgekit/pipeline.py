@@ -176,13 +176,10 @@ def _export_torch(source, root, log_path, options, reporter):
                           f"{type(exc).__name__}: {reason}") from exc
     artifacts["torch"] = {"path": "model.pt2", "torch_version": torch.__version__.split("+")[0]}
     artifacts["onnx"] = _onnx_entry(root, exported.opset)
-    if options.slim:
-        from edgekit.export.cleanup import slim_onnx
+    from edgekit.export.cleanup import clean_onnx
 
-        with reporter.stage("onnx: clean the graph (onnxslim)"):
-            slimmed = slim_onnx(root / "model.onnx", log=reporter.note)
-        if slimmed:
-            artifacts["onnx"]["cleanup"] = slimmed
+    with reporter.stage("onnx: clean the graph" + (" (onnxslim)" if options.slim else "")):
+        artifacts["onnx"].update(clean_onnx(root / "model.onnx", options.slim, log=reporter.note))
     model = load_onnx(root / "model.onnx", load_external_data=False)
     check_control_flow_kept(exported.torch_control_flow, model, source.spec)
     return artifacts, control_flow_counts(model), {"runtime": "torch", "artifact": "torch"}

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgekit.export.subgraph_weights import localize_initializers
 from edgekit.export.surface import GraphRef, walk_graphs
 
 # op type → (activation input indices, weight input index, weight channel axis)
@@ -160,6 +161,8 @@ def qdq_from_onnx(model, ranges: dict[str, float], exclude: set[str] = frozenset
         del graph.node[:]
         graph.node.extend(new_nodes)
     _drop_unused_initializers(main)
+    # the int8 weights were added to the main graph: into the bodies that read them, as the fp32 export does
+    localize_initializers(model)
     model.graph.doc_string = "edgekit int8: symmetric Q/DQ (activations per-tensor, weights per-channel)"
     onnx.checker.check_model(model)
     return model
@@ -256,7 +259,10 @@ def input_layers(model) -> dict[str, str]:
 
 
 def _drop_unused_initializers(main) -> None:
-    used = {x for _, g in walk_graphs(main) for n in g.node for x in n.input} | {o.name for o in main.output}
-    keep = [t for t in main.initializer if t.name in used]
-    del main.initializer[:]
-    main.initializer.extend(keep)
+    """In every graph: a float weight the export had moved into a body is unused once its int8 twin exists."""
+    used = {x for _, g in walk_graphs(main)
+            for x in [*(x for n in g.node for x in n.input), *(o.name for o in g.output)]}
+    for _, graph in walk_graphs(main):
+        keep = [t for t in graph.initializer if t.name in used]
+        del graph.initializer[:]
+        graph.initializer.extend(keep)

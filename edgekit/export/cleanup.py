@@ -16,6 +16,19 @@ from edgekit.export.controlflow import control_flow_counts, load_onnx
 from edgekit.export.surface import walk_graphs
 
 
+def clean_onnx(path: Path, slim: bool, log=lambda message: None) -> dict:
+    """OnnxSlim (when `slim`), then the weights moved into the subgraphs that read them
+    (export/subgraph_weights.py); returns the ONNX artifact entry's `cleanup` / `subgraph_weights` fields."""
+    from edgekit.export.subgraph_weights import localize_file
+
+    fields = {}
+    if slim and (slimmed := slim_onnx(path, log=log)):
+        fields["cleanup"] = slimmed
+    if localized := localize_file(path):
+        fields["subgraph_weights"] = localized
+    return fields
+
+
 def slim_onnx(path: Path, log=lambda message: None) -> dict | None:
     """Rewrite the ONNX at `path` with OnnxSlim; return what changed, or None when it was left alone
     (OnnxSlim not installed, weights in external data, or the cleanup would change If/Loop)."""

@@ -16,13 +16,16 @@ def inspect_onnx(path: Path) -> dict:
     from edgekit.sources.model import onnx_value_spec
 
     model = load_onnx(Path(path), load_external_data=False)
+    from edgekit.export.surface import walk_graphs
+
     initializers = {i.name for i in model.graph.initializer}
     params = 0
-    for init in model.graph.initializer:
-        count = 1
-        for d in init.dims:
-            count *= d
-        params += count
+    for _, graph in walk_graphs(model.graph):  # If branches and Loop bodies hold their own weights too
+        for init in graph.initializer:
+            count = 1
+            for d in init.dims:
+                count *= d
+            params += count
     data = Path(path).with_name(Path(path).name + ".data")
     return {
         "path": str(path),

@@ -21,6 +21,8 @@ def test_storm_bundle_has_one_loop_and_validates_every_step_count(storm_bundle):
     m = manifest_of(storm_bundle)
     assert m["control_flow"] == {"If": 0, "Loop": 1}
     assert next(i for i in m["inputs"] if i["name"] == "num_steps")["range"] == [1, 4]
+    # the score network's weights live in the Loop body (export/subgraph_weights.py), and still validate
+    assert m["artifacts"]["onnx"]["subgraph_weights"]["moved"] > 0
     for runtime in ("onnxruntime", "openvino"):
         block = m["validation"][runtime]
         assert block["status"] == "passed" and block["max_rel_l2"] < 1e-5
