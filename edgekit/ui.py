@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
 import time
 from typing import Iterator
 
@@ -66,6 +67,13 @@ def quiet_fds(log) -> Iterator[None]:
         os.dup2(saved[1], 2)
         for fd in saved:
             os.close(fd)
+
+
+@contextlib.contextmanager
+def discard_output() -> Iterator[None]:
+    """Drop what Python prints and what native code writes to fds 1 and 2 meanwhile (library chatter)."""
+    with tempfile.TemporaryFile("w+") as sink, contextlib.redirect_stdout(sink), quiet_fds(sink):
+        yield
 
 
 class Reporter:

@@ -28,8 +28,8 @@ import logging
 import subprocess
 import sys
 import tempfile
-from importlib import metadata
 import time
+from importlib import metadata
 from pathlib import Path
 
 from edgekit.errors import ExportError, missing_extra
@@ -106,7 +106,7 @@ _CHECK = """
 import sys, numpy as np, torch
 from executorch.runtime import Runtime
 data = np.load(sys.argv[2])
-method = Runtime.get().load_program(sys.argv[1]).load_method("forward")
+method = Runtime.get().load_program(sys.argv[1]).load_method(sys.argv[3])
 for p in range(int(data["probes"])):
     args = [torch.from_numpy(data[f"{p}_in_{i}"]) for i in range(int(data["inputs"]))]
     for k, got in enumerate(method.execute(args)):
@@ -137,7 +137,7 @@ def self_check(buffer: bytes, bounded, root: Path) -> str | None:
         (Path(tmp) / "model.pte").write_bytes(buffer)
         np.savez(Path(tmp) / "probes.npz", **arrays)
         proc = subprocess.run([sys.executable, "-c", _CHECK, str(Path(tmp) / "model.pte"),
-                               str(Path(tmp) / "probes.npz")], capture_output=True, text=True, timeout=600)
+                               str(Path(tmp) / "probes.npz"), METHOD], capture_output=True, text=True, timeout=600)
     last = (proc.stdout.strip().splitlines() or [""])[-1]
     if proc.returncode == 0 and last == "ok":
         return None
@@ -150,13 +150,13 @@ def self_check(buffer: bytes, bounded, root: Path) -> str | None:
 @contextlib.contextmanager
 def _quiet():
     """Keep ExecuTorch's prints and logging (Python and C++) off the user's terminal."""
-    from edgekit.ui import quiet_fds
+    from edgekit.ui import discard_output
 
     logger = logging.getLogger("executorch")
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        with tempfile.TemporaryFile("w+") as sink, contextlib.redirect_stdout(sink), quiet_fds(sink):
+        with discard_output():
             yield
     finally:
         logger.setLevel(level)

@@ -3,8 +3,6 @@ kernels an app links), so its parity here is the artifact's parity on a phone's 
 
 from __future__ import annotations
 
-import contextlib
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
@@ -13,14 +11,7 @@ import numpy as np
 from edgekit.errors import BackendUnavailable, EdgekitError
 from edgekit.runtimes.base import BaseRunner
 from edgekit.specs import TensorSpec
-
-
-@contextlib.contextmanager
-def quiet_native():
-    from edgekit.ui import quiet_fds
-
-    with tempfile.TemporaryFile("w+") as sink, quiet_fds(sink):
-        yield
+from edgekit.ui import discard_output
 
 
 class ExecuTorchRunner(BaseRunner):
@@ -31,7 +22,7 @@ class ExecuTorchRunner(BaseRunner):
         try:
             import torch
 
-            with quiet_native():  # its import prints torchao's library load failures
+            with discard_output():  # its import prints torchao's library load failures
                 from executorch.runtime import Runtime
         except ImportError:
             raise BackendUnavailable("executorch", "executorch is not installed (pip install 'edgekit[executorch]')") \
@@ -39,7 +30,7 @@ class ExecuTorchRunner(BaseRunner):
         self._torch = torch
         self._shapes = entry.get("shapes", {})
         try:
-            with quiet_native():  # XNNPACK's cpuinfo logs what it cannot read about this CPU, on every load
+            with discard_output():  # XNNPACK's cpuinfo logs what it cannot read about this CPU, on every load
                 self._method = Runtime.get().load_program(str(path)).load_method(entry.get("method", "forward"))
         except Exception as exc:
             raise EdgekitError(f"executorch: cannot load {path.name}: {' '.join(str(exc).split())[:300]}") from exc
