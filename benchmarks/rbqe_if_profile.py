@@ -153,9 +153,9 @@ def main() -> None:
             continue
         for b in prof["boundaries"]:
             out, inside = b["reorders_outside"], b["reorders_inside"]
+            reorders = " | ".join(f"{len(rs)} / {sum(r['ms'] for r in rs):.1f}" for rs in (out, inside))
             print(f"| {key} | {b['depth']} | {b['ms']:.1f} | {b['body_ms']:.1f} | {b['overhead_ms']:.1f} | "
-                  f"{b['handed_in']['tensors']} / {b['handed_in']['mib']:.1f} | "
-                  f"{len(out)} / {sum(r['ms'] for r in out):.1f} | {len(inside)} / {sum(r['ms'] for r in inside):.1f} |")
+                  f"{b['handed_in']['tensors']} / {b['handed_in']['mib']:.1f} | {reorders} |")
         top = ", ".join(f"{k} {v:.1f}" for k, v in list(prof["ops_ms"].items())[:4])
         print(f"| {key} | total | wall {prof['wall_ms']:.1f} | | hand-over {prof['handover_ms']:.1f} | | "
               f"reorders {prof['reorder_ms']:.1f} | top level: {top} |")

@@ -4,7 +4,7 @@ control-flow boundary costs on OpenVINO's CPU plugin."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -18,6 +18,9 @@ def inspect_command(
         None, "--runtime", help="openvino: profile each If/Loop boundary (hand-over copies, inserted reorders) "
                                 "on the path the feed takes (knobs at their costliest unless --feed sets them)."),
     feed: Feed = None,
+    shape: Optional[List[str]] = typer.Option(
+        None, "--shape", help="With --runtime: NAME:1x1x256x256 profiles at a deployment's input size "
+                              "(the sample's values repeated to fill it; repeatable)."),
     rounds: int = typer.Option(10, min=1, help="Timed rounds per graph with --runtime (medians)."),
     threads: Optional[int] = typer.Option(None, min=1, help="OpenVINO threads with --runtime."),
     as_json: AsJson = False,
@@ -29,9 +32,9 @@ def inspect_command(
     json_out = JsonOut(as_json)
     info = inspect_path(path)
     if runtime is not None:
-        info["profile"] = profile_boundaries(path, runtime, feeds_from(feed), rounds, threads)
-    elif feed:
-        raise EdgekitError("--feed needs --runtime (it picks the path to profile)")
+        info["profile"] = profile_boundaries(path, runtime, feeds_from(feed), rounds, threads, shape)
+    elif feed or shape:
+        raise EdgekitError("--feed and --shape need --runtime (they set what is profiled)")
     json_out.emit(info)
     print_inspect(info)
     if runtime is not None:

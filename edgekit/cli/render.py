@@ -67,7 +67,8 @@ def print_inspect(info: dict) -> None:
 
 def print_boundaries(profile: dict) -> None:
     """The control-flow boundary profile of `inspect --runtime openvino`."""
-    feed = ", ".join(f"{k}={v}" for k, v in profile["feed"].items())
+    feed = ", ".join([*(f"{k}={v}" for k, v in profile["feed"].items()),
+                      *(f"{k} {'×'.join(map(str, v))}" for k, v in profile.get("shapes", {}).items())])
     table = Table(title=f"OpenVINO {profile['openvino_version']} ({profile['precision']}): control-flow "
                         f"boundaries on the path of {feed or 'the first sample'}")
     for col in ("node", "op", "depth", "branch", "ms", "body ms", "hand-over ms", "in: tensors / MiB",

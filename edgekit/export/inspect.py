@@ -61,10 +61,11 @@ def inspect_path(path: Path) -> dict:
 PROFILED_RUNTIMES = ("openvino",)
 
 
-def profile_boundaries(path: Path, runtime: str, overrides: dict, rounds: int, threads: int | None) -> dict:
+def profile_boundaries(path: Path, runtime: str, overrides: dict, rounds: int, threads: int | None,
+                       shapes: list[str] | None = None) -> dict:
     """Profile the control-flow boundaries of a bundle (its OpenVINO IR, else its ONNX) or an ONNX file on
     `runtime`, fed the bundle's first testdata sample with every knob at its costliest value (the deepest
-    path) and `overrides` on top."""
+    path) and `overrides` on top; `shapes` (NAME:1x1x256x256) resize inputs to a deployment's size."""
     from edgekit.bench.plan import bench_feed, feed_from_specs
     from edgekit.runtimes.openvino_boundary import boundary_profile
     from edgekit.specs import apply_feeds
@@ -87,5 +88,27 @@ def profile_boundaries(path: Path, runtime: str, overrides: dict, rounds: int, t
         specs = [onnx_value_spec(v) for v in model.graph.input if v.name not in initializers]
         feed = apply_feeds(feed_from_specs(specs, 1, path), overrides, specs)
         target = path
+    feed = _reshaped(feed, shapes or [])
     return {"artifact": str(target), "feed": {k: v.tolist() for k, v in feed.items() if v.ndim == 0},
+            "shapes": {k: list(v.shape) for k, v in feed.items() if v.ndim},
             **boundary_profile(target, feed, rounds=rounds, threads=threads)}
+
+
+def _reshaped(feed: dict, shapes: list[str]) -> dict:
+    """`feed` with each `--shape NAME:DIMS` input refilled to DIMS: the sample's own values, repeated
+    (np.resize), so the value range stays the model's; the rank must stay the same."""
+    import numpy as np
+
+    feed = dict(feed)
+    for text in shapes:
+        name, _, dims = text.partition(":")
+        parts = dims.split("x") if dims else []
+        if not name or not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
+            raise EdgekitError(f"--shape {text!r}: expected NAME:DIMS, e.g. image:1x1x256x256")
+        if name not in feed:
+            raise EdgekitError(f"--shape {text!r}: the model has no input {name!r} (inputs: {', '.join(feed)})")
+        shape = tuple(int(p) for p in parts)
+        if len(shape) != feed[name].ndim:
+            raise EdgekitError(f"--shape {text!r}: input {name!r} has rank {feed[name].ndim}, not {len(shape)}")
+        feed[name] = np.resize(feed[name], shape)
+    return feed

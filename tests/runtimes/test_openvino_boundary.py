@@ -105,12 +105,24 @@ def test_cli_profiles_the_toy_bundle_if_and_loop(toy_bundle):
     rows = {b["op"]: b for b in cheap["boundaries"]}
     assert rows["If"]["branch"] == "then" and rows["Loop"]["iterations"] == 1
 
+    big = run_cli("inspect", toy_bundle, "--runtime", "openvino", "--shape", "image:1x3x48x40", "--rounds", "1",
+                  "--json")
+    prof = json.loads(big.stdout)["profile"]
+    assert prof["shapes"]["image"] == [1, 3, 48, 40]
+    # the If hands the stem's features (width 4) and the image to its branch, at the new size
+    assert next(b for b in prof["boundaries"] if b["op"] == "If")["handed_in"]["mib"] == pytest.approx(
+        (4 + 3) * 48 * 40 * 4 / 2**20, abs=1e-3)
+
 
 def test_cli_profile_errors_are_one_line(toy_bundle, tmp_path):
     wrong = run_cli("inspect", toy_bundle, "--runtime", "tensorrt")
     assert wrong.returncode == 1 and "boundary profiles are for openvino" in wrong.stderr
     assert "Traceback" not in wrong.stderr
     loose = run_cli("inspect", toy_bundle, "--feed", "threshold=1")
-    assert loose.returncode == 1 and "--feed needs --runtime" in loose.stderr
+    assert loose.returncode == 1 and "need --runtime" in loose.stderr
+    for bad, words in (("image:1x3x40", "rank 4, not 3"), ("nope:1x2", "no input 'nope'"),
+                       ("image:1xAx2x2", "NAME:DIMS")):
+        result = run_cli("inspect", toy_bundle, "--runtime", "openvino", "--shape", bad)
+        assert result.returncode == 1 and words in result.stderr and "Traceback" not in result.stderr
     dynamic = run_cli("inspect", toy_bundle / "model.onnx", "--runtime", "openvino")
     assert dynamic.returncode == 1 and "dynamic dims" in dynamic.stderr and "Traceback" not in dynamic.stderr
