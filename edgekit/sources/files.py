@@ -102,9 +102,12 @@ def onnx_source_model(source: ModelSource):
     import onnx
     from onnx.external_data_helper import load_external_data_for_model, uses_external_data
 
+    from edgekit.export.subgraph_types import fill_loop_input_ranks
+
     model = onnx.ModelProto()
     model.CopyFrom(source.onnx_model)  # graph only: cheap, and the source's own copy stays weight-free
     external = any(uses_external_data(t) for t in model.graph.initializer)
     if external:
         load_external_data_for_model(model, str(Path(source.onnx_path).parent))
+    fill_loop_input_ranks(model)  # untyped Loop body inputs: OpenVINO needs their rank
     return model, external

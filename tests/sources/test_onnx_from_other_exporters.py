@@ -1,6 +1,7 @@
 """ONNX files made elsewhere (issue #25): sequences across If boundaries are refused naming the node (they
-were a KeyError traceback), and `--fix NAME=VALUE` pins a branch-selecting scalar input: its If folds away,
-the manifest records it, and the bundle is validated against the original file fed that value."""
+were a KeyError traceback), `--fix NAME=VALUE` pins a branch-selecting scalar input: its If folds away,
+the manifest records it, and the bundle is validated against the original file fed that value; a Loop body
+whose carried input has no type converts for OpenVINO (export/subgraph_types.py)."""
 
 from __future__ import annotations
 
@@ -118,3 +119,57 @@ def test_fix_on_a_torch_source_is_refused():
 
     with pytest.raises(SourceError, match="--fix mode: pins inputs of ONNX sources"):
         resolve_source("zoo:toy?width=4,max_steps=4", fixes={"mode": "1"})
+
+
+def untyped_loop(path):
+    """y = conv^n(x) in a Loop whose body declares its carried input (and output) without a shape."""
+    weight = onnx.numpy_helper.from_array(np.random.default_rng(3).standard_normal((4, 4, 3, 3)).astype(np.float32)
+                                          * 0.2, "w")
+    nodes = [h.make_node("Conv", ["s_in", "w"], ["s_out"], pads=[1, 1, 1, 1]),
+             h.make_node("Identity", ["c_in"], ["c_out"])]
+    body = h.make_graph(nodes, "body", [h.make_tensor_value_info("i", T.INT64, []),
+                                        h.make_tensor_value_info("c_in", T.BOOL, []),
+                                        h.make_tensor_value_info("s_in", T.FLOAT, None)],
+                        [h.make_tensor_value_info("c_out", T.BOOL, []),
+                         h.make_tensor_value_info("s_out", T.FLOAT, None)], initializer=[weight])
+    x = h.make_tensor_value_info("x", T.FLOAT, [1, 4, 8, 8])
+    graph = h.make_graph([h.make_node("Loop", ["n", "", "x"], ["y"], body=body, name="steps")], "g",
+                         [x, h.make_tensor_value_info("n", T.INT64, [])],
+                         [h.make_tensor_value_info("y", T.FLOAT, [1, 4, 8, 8])])
+    return _save(graph, path)
+
+
+def test_loop_input_ranks_come_from_the_start_value(tmp_path):
+    from edgekit.export.subgraph_types import fill_loop_input_ranks
+
+    def body_ranks(model):
+        body = next(a.g for a in model.graph.node[0].attribute if a.name == "body")
+        return [len(v.type.tensor_type.shape.dim) if v.type.tensor_type.HasField("shape") else None
+                for v in body.input]
+
+    model = onnx.load(str(untyped_loop(tmp_path / "a.onnx")))
+    assert body_ranks(model) == [0, 0, None]
+    assert fill_loop_input_ranks(model) == ["s_in"] and body_ranks(model) == [0, 0, 4]
+    body = next(a.g for a in model.graph.node[0].attribute if a.name == "body")
+    assert all(not d.HasField("dim_value") for d in body.input[2].type.tensor_type.shape.dim)  # dims stay free
+    onnx.checker.check_model(model, full_check=True)
+    assert fill_loop_input_ranks(model) == []  # nothing left to fill
+
+
+@pytest.mark.openvino
+def test_a_loop_body_without_input_types_exports_to_openvino(tmp_path):
+    from edgekit.bundle import Bundle
+    from edgekit.runtimes import open_runner
+
+    out = tmp_path / "b"
+    result = run_cli("export", untyped_loop(tmp_path / "loop.onnx"), "--target", "onnx", "--target", "openvino",
+                     "--out", out)
+    assert result.returncode == 0, result.stderr[-2000:]  # was: Conversion failed for Conv-18 (rank unknown)
+    assert manifest_of(out)["validation"]["openvino"]["status"] == "passed"
+    body = next(a.g for a in onnx.load(str(out / "model.onnx")).graph.node[0].attribute if a.name == "body")
+    assert [len(v.type.tensor_type.shape.dim) for v in body.input] == [0, 0, 4]
+    feed = {"x": np.random.default_rng(9).standard_normal((1, 4, 8, 8)).astype(np.float32), "n": np.array(3)}
+    bundle = Bundle.load(out)
+    with open_runner(bundle, "onnxruntime") as ort_runner, open_runner(bundle, "openvino") as ov_runner:
+        want, got = ort_runner.run(feed)["y"], ov_runner.run(feed)["y"]
+    assert np.linalg.norm(got - want) / np.linalg.norm(want) < 1e-5
