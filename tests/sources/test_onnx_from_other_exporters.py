@@ -121,12 +121,23 @@ def test_fix_on_a_torch_source_is_refused():
         resolve_source("zoo:toy?width=4,max_steps=4", fixes={"mode": "1"})
 
 
-def untyped_loop(path):
-    """y = conv^n(x) in a Loop whose body declares its carried input (and output) without a shape."""
-    weight = onnx.numpy_helper.from_array(np.random.default_rng(3).standard_normal((4, 4, 3, 3)).astype(np.float32)
-                                          * 0.2, "w")
-    nodes = [h.make_node("Conv", ["s_in", "w"], ["s_out"], pads=[1, 1, 1, 1]),
-             h.make_node("Identity", ["c_in"], ["c_out"])]
+def untyped_loop(path, with_if: bool = False):
+    """y = conv^n(x) in a Loop whose body declares its carried input (and output) without a shape; with_if:
+    each step is `conv(s) if max(s) > 0.5 else relu(s)`, the If's branch reading the untyped input."""
+    weight = onnx.numpy_helper.from_array(np.random.rand(4, 4, 3, 3).astype(np.float32) * 0.1, "w")
+    conv = h.make_node("Conv", ["s_in", "w"], ["s_out"], pads=[1, 1, 1, 1])
+    nodes = [conv]
+    if with_if:
+        def branch(name, node):
+            node.output[0] = f"{name}_o"
+            return h.make_graph([node], name, [], [h.make_tensor_value_info(f"{name}_o", T.FLOAT, None)])
+
+        half = h.make_node("Constant", [], ["half"], value=h.make_tensor("half_v", T.FLOAT, [], [0.5]))
+        nodes = [h.make_node("ReduceMax", ["s_in"], ["top"], keepdims=0), half,
+                 h.make_node("Greater", ["top", "half"], ["big"]),
+                 h.make_node("If", ["big"], ["s_out"], name="step_if", then_branch=branch("then", conv),
+                             else_branch=branch("else", h.make_node("Relu", ["s_in"], ["r"])))]
+    nodes.append(h.make_node("Identity", ["c_in"], ["c_out"]))
     body = h.make_graph(nodes, "body", [h.make_tensor_value_info("i", T.INT64, []),
                                         h.make_tensor_value_info("c_in", T.BOOL, []),
                                         h.make_tensor_value_info("s_in", T.FLOAT, None)],
@@ -157,16 +168,19 @@ def test_loop_input_ranks_come_from_the_start_value(tmp_path):
 
 
 @pytest.mark.openvino
-def test_a_loop_body_without_input_types_exports_to_openvino(tmp_path):
+@pytest.mark.parametrize("with_if", [False, True])
+def test_a_loop_body_without_input_types_exports_to_openvino(tmp_path, with_if):
     from edgekit.bundle import Bundle
     from edgekit.runtimes import open_runner
 
     out = tmp_path / "b"
-    result = run_cli("export", untyped_loop(tmp_path / "loop.onnx"), "--target", "onnx", "--target", "openvino",
-                     "--out", out)
-    assert result.returncode == 0, result.stderr[-2000:]  # was: Conversion failed for Conv-18 (rank unknown)
+    result = run_cli("export", untyped_loop(tmp_path / "loop.onnx", with_if), "--target", "onnx", "--target",
+                     "openvino", "--out", out)
+    # was: "Conversion failed for Conv-18 ... The input data tensor's rank has to be known", in the If's branch too
+    assert result.returncode == 0, result.stderr[-2000:]
     assert manifest_of(out)["validation"]["openvino"]["status"] == "passed"
-    body = next(a.g for a in onnx.load(str(out / "model.onnx")).graph.node[0].attribute if a.name == "body")
+    loop = next(n for n in onnx.load(str(out / "model.onnx")).graph.node if n.op_type == "Loop")
+    body = next(a.g for a in loop.attribute if a.name == "body")
     assert [len(v.type.tensor_type.shape.dim) for v in body.input] == [0, 0, 4]
     feed = {"x": np.random.default_rng(9).standard_normal((1, 4, 8, 8)).astype(np.float32), "n": np.array(3)}
     bundle = Bundle.load(out)
