@@ -73,7 +73,9 @@ def print_boundaries(profile: dict) -> None:
                         f"boundaries on the path of {feed or 'the first sample'}")
     for col in ("node", "op", "depth", "branch", "ms", "body ms", "hand-over ms", "in: tensors / MiB",
                 "reorders out: n / ms", "reorders in: n / ms"):
-        table.add_column(col, justify="right" if col not in ("node", "op", "branch") else "left")
+        # nested If names share long prefixes (getitem_1_false_graph_0__false_graph_0...): wrap, don't cut
+        table.add_column(col, justify="right" if col not in ("node", "op", "branch") else "left",
+                         overflow="fold" if col == "node" else "ellipsis")
     for b in profile["boundaries"]:
         branch = b["branch"] + (f" ×{b['iterations']}" if b["op"] != "If" else "")
         out, inside = b["reorders_outside"], b["reorders_inside"]
