@@ -7,8 +7,7 @@ ONNX Runtime's layout optimizer does not treat such outer-scope weights as const
 body's convolutions in plain NCHW while the same convolutions outside a loop run NCHWc-blocked, with
 Conv+Add fusions. Measured on zoo:storm, 64 frames, N = 12 (benchmarks/storm_loop.py, ORT's profiler):
 the body's Conv time was 257 ms against 164 ms unrolled; with the weights inside the body, 173 ms against
-172 ms, i.e. the `Loop` costs what the unrolled graph costs. OpenVINO already folds captured constants
-into the body (its Loop matched the unrolled graph either way).
+172 ms, i.e. the `Loop` costs what the unrolled graph costs. OpenVINO times the same either way.
 
 A weight read at the top level stays there; so does a large one read by several subgraphs (copies would
 grow the file) — ONNX forbids a subgraph name shadowing an outer one, so a copy gets a scoped name.
@@ -35,7 +34,8 @@ def localize_initializers(model) -> dict:
         if not ref.path:
             continue
         own = {t.name for t in graph.initializer}
-        for name in dict.fromkeys([*(x for node in graph.node for x in node.input), *(v.name for v in graph.output)]):
+        reads = [*(x for node in graph.node for x in node.input), *(v.name for v in graph.output)]
+        for name in dict.fromkeys(reads):
             if name in initializers and name not in own:
                 readers.setdefault(name, []).append((ref, graph))
     counts = {"moved": 0, "copied": 0, "left": 0}
