@@ -92,12 +92,17 @@ def et_toy_bundle(tmp_path_factory) -> Path:
     return out
 
 
+def bundle_copy(bundle: Path, tmp_path: Path) -> Path:
+    """A private copy of a shared bundle, for a test that modifies it."""
+    dst = tmp_path / bundle.name
+    shutil.copytree(bundle, dst)
+    return dst
+
+
 @pytest.fixture
 def toy_bundle_copy(toy_bundle, tmp_path) -> Path:
     """A private copy of the toy bundle for tests that modify it."""
-    dst = tmp_path / "toy"
-    shutil.copytree(toy_bundle, dst)
-    return dst
+    return bundle_copy(toy_bundle, tmp_path)
 
 
 def manifest_of(bundle: Path) -> dict:

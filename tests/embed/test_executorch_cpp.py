@@ -5,13 +5,12 @@ fail with a non-zero exit when a reference disagrees or the program cannot load.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import manifest_of
+from conftest import bundle_copy, manifest_of
 from native_build import corrupt_reference, count_samples, run_example
 
 pytestmark = [pytest.mark.cpp, pytest.mark.executorch]
@@ -41,9 +40,7 @@ def et_bundle(et_toy_bundle) -> Path:
 
 @pytest.fixture
 def et_bundle_copy(et_bundle, tmp_path) -> Path:
-    copy = tmp_path / "toy"
-    shutil.copytree(et_bundle, copy)
-    return copy
+    return bundle_copy(et_bundle, tmp_path)
 
 
 def test_et_runner_reproduces_reference_outputs_and_paths(et_runner, et_bundle):
