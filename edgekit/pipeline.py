@@ -49,6 +49,7 @@ class ExportOptions:
     metric: str | None = None  # --metric: psnr | si_sdr | cosine | FILE.py:fn (None: the model's own)
     cache: bool = True  # reuse ONNX, target builds and reference outputs from the export cache (export/cache.py)
     verify: bool = True  # check the `reuse` bundle's files against their sha256 (--no-verify: containment only)
+    keep_exits: tuple[int, ...] | None = None  # --keep-exits: values of the exit knob's output to keep (export/keep_exits.py)
 
 
 def check_targets(targets, precision: str) -> tuple[str, ...]:
@@ -77,6 +78,10 @@ def export_bundle(source: ModelSource, out: Path, options: ExportOptions, report
         if cache is not None and source.kind != "onnx":  # keys the ONNX and the reference's outputs
             cache = replace(cache, source_key=cache.onnx_key(source, options.opset, options.slim, options.adapter))
         artifacts, control_flow, reference = _stage_onnx(source, root, log_path, options, reporter, cache)
+        if options.keep_exits:
+            from edgekit.export.keep_exits import stage_keep_exits
+
+            control_flow = stage_keep_exits(root, artifacts, source.knobs, options.keep_exits, reporter)
         if prune is not None:
             shutil.copyfile(options.adapter, root / ADAPTER_FILE)
             artifacts["adapter"] = {"path": ADAPTER_FILE}

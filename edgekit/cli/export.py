@@ -14,6 +14,19 @@ from edgekit.errors import EdgekitError
 from edgekit.ui import Reporter, console
 
 
+def parse_exits(text: str | None) -> tuple[int, ...] | None:
+    """`--keep-exits 0,4` → (0, 4); one clear error for anything else."""
+    if text is None:
+        return None
+    try:
+        values = tuple(sorted({int(v) for v in text.split(",") if v.strip()}))
+    except ValueError:
+        values = ()
+    if not values:
+        raise EdgekitError(f"--keep-exits {text!r}: give the exit output's values to keep, comma-separated (e.g. 0,4)")
+    return values
+
+
 def export_command(
     source: str = typer.Argument(..., help="zoo:NAME, file.py:factory, package.module:attr, model.pt2 or model.onnx"),
     target: Optional[List[str]] = typer.Option(None, "--target", "-t", help="onnx, openvino, tensorrt, ort-mobile, executorch (repeatable)."),
@@ -30,6 +43,9 @@ def export_command(
     metric: Metric = None,
     adapter: Optional[Path] = typer.Option(
         None, "--adapter", help="Pruning task file (edgekit prune): export the pruned model it describes."),
+    keep_exits: Optional[str] = typer.Option(
+        None, "--keep-exits", help="Early-exit models: the exits to keep, as values of the exit output (e.g. 0,4 "
+                                   "for exit_index 0 and 4); the others' If nodes leave the graph."),
     validate: bool = typer.Option(True, "--validate/--no-validate", help="Check every artifact against the reference."),
     slim: bool = typer.Option(True, "--slim/--no-slim", help="Clean the ONNX with OnnxSlim (If/Loop kept) before compiling."),
     samples: Samples = 8,
@@ -95,7 +111,7 @@ def export_command(
                         **_executorch_options(targets, et_max_steps, model.module),
                         **({"trt_shapes": dict(parse_profile_spec(t) for t in trt_shape)} if trt_shape else {})},
         calib=calib, calib_samples=calib_samples, max_drop=max_drop, metric=metric, adapter=adapter, slim=slim,
-        cache=cache,
+        cache=cache, keep_exits=parse_exits(keep_exits),
     )
     tuning = tune_budget is not None or tune_data is not None
     export_and_report(model, out, options, reporter, json_out, emit=not tuning)

@@ -108,6 +108,7 @@ class RuntimeValidation:
     precision: str = "fp32"
     path_agreement: float | None = None
     metric: dict | None = None  # int8: the task metric vs the fp32 reference (edgekit.validation.metrics.MetricResult)
+    rerouted: int | None = None  # --keep-exits: samples whose reference exit was dropped (validation/kept_exits.py)
 
     def __bool__(self) -> bool:
         return self.status != "failed"
@@ -127,6 +128,8 @@ class RuntimeValidation:
             out["path_agreement"] = self.path_agreement
         if self.metric is not None:
             out["metric"] = self.metric
+        if self.rerouted is not None:
+            out["rerouted"] = self.rerouted
         if self.failures:
             out["failures"] = self.failures[:20]
         return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 from edgekit.bundle import Bundle, Manifest
 from edgekit.errors import BackendUnavailable, EdgekitError
 from edgekit.export.cached import reference_outputs
+from edgekit.validation.kept_exits import kept_exits_record, rerouted_failures, split_rerouted
 from edgekit.validation.testdata import write_testdata
 from edgekit.ui import SILENT, Reporter
 from edgekit.validation.compare import DEFAULT_TOLERANCES, RuntimeValidation, Tolerance, make_samples, validate_runtime
@@ -38,6 +39,7 @@ def validate_export(source, root, artifacts, outputs, options, reporter, cache=N
     with reporter.stage(f"reference: {source.reference_runtime} on {len(samples)} samples"):
         reference = memo_run(_reference_runner(source, bundle, outputs).run)
         references = reference_outputs(cache, samples, reference)
+    samples, references, rerouted = split_rerouted(samples, references, kept_exits_record(artifacts))
     write_testdata(root, list(zip(samples, references)))
     baseline = None
     if metric is not None:
@@ -57,7 +59,7 @@ def validate_export(source, root, artifacts, outputs, options, reporter, cache=N
         with reporter.stage(f"validate {runtime} ({precision})"):
             results[runtime] = validate_bundle_runtime(bundle, runtime, samples, references, tolerance, precision,
                                                        metric=metric, baseline=baseline, reference=reference,
-                                                       max_drop=_max_drop(metric, options))
+                                                       max_drop=_max_drop(metric, options), rerouted=rerouted)
     return results
 
 
@@ -82,10 +84,11 @@ def _max_drop(metric, options) -> float | None:
 
 
 def validate_bundle_runtime(bundle, runtime, samples, references, tolerance, precision, metric=None,
-                            baseline=None, reference=None, max_drop=None) -> RuntimeValidation:
+                            baseline=None, reference=None, max_drop=None, rerouted=()) -> RuntimeValidation:
     """Open `runtime` on the bundle and validate it; a runtime that can't run here is `skipped`.
 
     With a `metric` (int8), the runtime's task metric is measured too and a drop above `max_drop` fails.
+    `rerouted` ([(sample, reference exit)], `--keep-exits` bundles): samples whose route alone is checked.
     """
     from edgekit.runtimes import open_runner
 
@@ -99,6 +102,10 @@ def validate_bundle_runtime(bundle, runtime, samples, references, tolerance, pre
     with runner:
         run = memo_run(runner.run) if metric is not None else runner.run
         result = validate_runtime(runtime, run, samples, references, m.inputs, m.outputs, tolerance, precision)
+        if kept_exits_record(m) is not None:
+            result.rerouted = len(rerouted)
+            result.failures += rerouted_failures(run, list(rerouted), kept_exits_record(m))
+            result.status = "failed" if result.failures else result.status
         if metric is not None:
             measured = metric.evaluate(run, reference, baseline)
             result.metric = {**measured.to_json(), "max_drop": max_drop}
@@ -154,6 +161,7 @@ def revalidate_bundle(bundle: Bundle, runtimes: list[str], samples: int, toleran
     with reporter.stage(f"reference: {reference_name} on {len(feeds)} samples"):
         with _open_reference(bundle, reference_name) as reference:
             references = [reference.run(f) for f in feeds]
+    feeds, references, rerouted = split_rerouted(feeds, references, kept_exits_record(m))
     results = {}
     for runtime in runtimes:
         if runtime == reference_name and "onnx_fp32" not in m.artifacts:
@@ -164,7 +172,8 @@ def revalidate_bundle(bundle: Bundle, runtimes: list[str], samples: int, toleran
         gated = (m.validation.get(runtime) or {}).get("gate") == "metric"
         with reporter.stage(f"validate {runtime} ({precision})"):
             results[runtime] = validate_bundle_runtime(
-                bundle, runtime, feeds, references, gate_tolerance(precision, tolerance, gated), precision)
+                bundle, runtime, feeds, references, gate_tolerance(precision, tolerance, gated), precision,
+                rerouted=rerouted)
     return results
 
 
