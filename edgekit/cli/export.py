@@ -14,10 +14,10 @@ from edgekit.errors import EdgekitError
 from edgekit.ui import Reporter, console
 
 
-def parse_exits(text: str | None) -> tuple[int, ...] | None:
-    """`--keep-exits 0,4` → (0, 4); one clear error for anything else."""
-    if text is None:
-        return None
+def parse_exits(text: str | None) -> tuple[int, ...] | str | None:
+    """`--keep-exits 0,4` → (0, 4), `auto` → "auto"; one clear error for anything else."""
+    if text is None or text.strip() == "auto":
+        return text and "auto"
     try:
         values = tuple(sorted({int(v) for v in text.split(",") if v.strip()}))
     except ValueError:
@@ -45,7 +45,8 @@ def export_command(
         None, "--adapter", help="Pruning task file (edgekit prune): export the pruned model it describes."),
     keep_exits: Optional[str] = typer.Option(
         None, "--keep-exits", help="Early-exit models: the exits to keep, as values of the exit output (e.g. 0,4 "
-                                   "for exit_index 0 and 4); the others' If nodes leave the graph."),
+                                   "for exit_index 0 and 4); the others' If nodes leave the graph. auto (with "
+                                   "--tune-budget): the exits the tuned policy takes on the data."),
     validate: bool = typer.Option(True, "--validate/--no-validate", help="Check every artifact against the reference."),
     slim: bool = typer.Option(True, "--slim/--no-slim", help="Clean the ONNX with OnnxSlim (If/Loop kept) before compiling."),
     samples: Samples = 8,
@@ -114,20 +115,47 @@ def export_command(
         cache=cache, keep_exits=parse_exits(keep_exits),
     )
     tuning = tune_budget is not None or tune_data is not None
+    if options.keep_exits == "auto":
+        if not tuning:
+            raise EdgekitError("--keep-exits auto: keeps the exits the tuned policy takes; add --tune-budget B "
+                               "(and --tune-data PATH for a model without its own data)")
+        options.keep_exits = None
     export_and_report(model, out, options, reporter, json_out, emit=not tuning)
     if tuning:
         from edgekit.bundle import Bundle
-        from edgekit.tuning.stage import tune_bundle
+        from edgekit.tuning.stage import apply_tuning, tune_bundle
 
         if not model.knobs:
             raise EdgekitError(f"--tune-budget: {source} declares no run-time knobs (a tuning_knobs() hook); the "
                                f"bundle at {out} is written, untuned")
+        auto = bool(keep_exits) and keep_exits.strip() == "auto"
         result = tune_bundle(Bundle.load(out), data=tune_data, budget=tune_budget, reporter=reporter,
-                             data_flag="--tune-data")
+                             data_flag="--tune-data", validate=not auto, write=not auto)
+        if auto:  # export again without the exits the tuned policy never takes; the tuning carries over
+            taken = taken_exits(result, model.knobs, out / "model.onnx")
+            if taken:
+                console.print(f"--keep-exits auto: the tuned policy takes exit(s) {','.join(map(str, taken))}")
+                options.keep_exits, options.force = taken, True
+                export_and_report(model, out, options, reporter, json_out, emit=False)
+            result = apply_tuning(Bundle.load(out), result, reporter)
         json_out.emit(Bundle.load(out).manifest.to_json())
         chosen = result["chosen"]
         console.print(f"[green]tuned:[/] {chosen['setting']} · {result['metric']} drop {chosen['drop']:.4f} ≤ "
                       f"{result['budget']:g} · {result['speedup']:.2f}× the costliest setting ({result['runtime']})")
+
+
+def taken_exits(result: dict, knobs, onnx_path: Path) -> tuple[int, ...] | None:
+    """The exit values the tuned setting takes on the data; None when that is every exit of the graph
+    (nothing to drop) or the model has no exit knob."""
+    from edgekit.export.controlflow import load_onnx
+    from edgekit.export.keep_exits import exit_chain, exit_values
+
+    knob = next((k for k in knobs if k.kind == "exit_threshold"), None)
+    if knob is None:
+        return None
+    taken = tuple(sorted(int(v) for v in result["chosen"]["paths"].get(knob.path_output, {})))
+    every = exit_values(exit_chain(load_onnx(onnx_path, load_external_data=False), knob.path_output))
+    return taken if taken and list(taken) != every else None
 
 
 def _executorch_options(targets, max_steps: int | None, module) -> dict:

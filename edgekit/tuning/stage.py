@@ -63,13 +63,20 @@ def tune_bundle(bundle, *, data: str | None = None, budget: float | None = None,
         raise EdgekitError(f"{where}: no knob setting reaches {tune_data.metric} ≥ {floor:g} within {budget:g} of the "
                            f"costliest setting (best: {best.metric:.4f} at {best.setting}); lower --floor")
     result = _result(bundle, knobs, runtime, tune_data, budget, floor, measurement, chosen)
+    return apply_tuning(bundle, result, reporter, validate=validate, write=write)
+
+
+def apply_tuning(bundle, result: dict, reporter: Reporter = SILENT, validate: bool = True, write: bool = True) -> dict:
+    """Re-validate `bundle` at the tuned setting of `result` and write it as the knobs' defaults (atomically).
+    `result` may come from the bundle this one was re-exported from (`export --keep-exits auto`)."""
+    runtime, setting = result["runtime"], result["chosen"]["setting"]
     if validate:
-        result["validation"] = _revalidate(bundle, runtime, chosen.setting, reporter)
+        result["validation"] = _revalidate(bundle, runtime, setting, reporter)
         if result["validation"]["status"] == "failed":
-            raise EdgekitError(f"{where}: {runtime} fails validation at the tuned setting {chosen.setting}: "
+            raise EdgekitError(f"{bundle.path}: {runtime} fails validation at the tuned setting {setting}: "
                                f"{result['validation'].get('failures', ['?'])[0]}")
     if write:
-        _write(bundle, knobs, result)
+        _write(bundle, manifest_knobs(bundle.manifest, str(bundle.path)), result)
     return result
 
 

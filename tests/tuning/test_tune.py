@@ -173,3 +173,27 @@ def test_zoo_models_tune_on_their_own_task_data(request, name, metric, values):
 def test_an_unknown_source_needs_data(toy_bundle_copy):
     result = run_cli("tune", toy_bundle_copy)
     assert result.returncode == 1 and "has no task_metric() with ground truth" in result.stderr
+
+
+def test_keep_exits_auto_drops_the_exit_the_tuned_policy_never_takes(tmp_path):
+    (tmp_path / "planted.py").write_text(USER_MODEL)
+    _planted_data(tmp_path / "data.npz")
+    with np.load(tmp_path / "data.npz") as data:  # every sample's early exit is exact: the policy stops early
+        arrays = {k: v for k, v in data.items()}
+    for i in range(4):
+        arrays[f"{i}/x"][:, 1:2] = 1.0
+    np.savez(tmp_path / "early.npz", **arrays)
+    bundle = tmp_path / "bundle"
+    result = run_cli("export", f"{tmp_path / 'planted.py'}:build", "--target", "onnx", "--out", bundle,
+                     "--tune-data", tmp_path / "early.npz", "--tune-budget", "0.001", "--keep-exits", "auto")
+    assert result.returncode == 0, result.stderr
+    assert "the tuned policy takes exit(s) 0" in result.stderr
+    m = manifest_of(bundle)
+    assert m["artifacts"]["onnx"]["kept_exits"] == {"path_output": "exit_index", "kept": [0], "dropped": [1],
+                                                   "if_removed": 1}
+    assert m["control_flow"]["If"] == 0 and m["validation"]["onnxruntime"]["status"] == "passed"
+    assert m["tuning"]["chosen"]["paths"]["exit_index"] == {"0": 4}
+    refused = run_cli("export", f"{tmp_path / 'planted.py'}:build", "--target", "onnx", "--out", tmp_path / "b2",
+                      "--keep-exits", "auto")
+    assert refused.returncode == 1 and "--keep-exits auto: keeps the exits the tuned policy takes" in refused.stderr
+    assert not (tmp_path / "b2").exists()
