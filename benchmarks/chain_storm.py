@@ -1,12 +1,14 @@
 """Issue #19 §3, zoo:storm: the chain against the model as given, on the held-out mixtures, one run.
 
-    python benchmarks/chain_storm.py [--rounds 2] [--int8 BUNDLE]
+    python benchmarks/chain_storm.py [--rounds 2] [--int8 BUNDLE] [--bf16]
 
 Baseline: PyTorch eager fp32 at the shipped N = 50. Steps: the fp32 OpenVINO export at N = 50, then at the
 N fitted to the data (the fewest steps whose mean SI-SDR is within 0.5 dB of the baseline's), and the int8
 OpenVINO bundle at that N (`--int8`: an `edgekit quantize` of the fp32 bundle). Data: zoo:storm's own task
 metric (8 held-out mixtures, fixed noise per mixture). Timing as in chain_rbqe.py: interleaved, median per
-sample over rounds, mean over samples. Writes results/chain_storm.json and prints the Markdown table.
+sample over rounds, mean over samples. `--bf16` adds the last bundle compiled with OpenVINO's bf16 inference
+hint (int8 layers stay int8, the rest runs in bf16: #20's mixed int8/bf16), tuned on its own curve.
+Writes results/chain_storm.json and prints the Markdown table.
 """
 
 from __future__ import annotations
@@ -37,12 +39,13 @@ def runners(bundles: dict, module) -> dict:
 
     core = ov.Core()
 
-    def compiled(path: Path):
+    def compiled(path: Path, hint: str):
         request = core.compile_model(str(path / "model.xml"), "CPU",
-                                     {"INFERENCE_PRECISION_HINT": "f32"}).create_infer_request()
+                                     {"INFERENCE_PRECISION_HINT": hint}).create_infer_request()
         return lambda f: request.infer(f)["enhanced_spec"]
 
-    return {"eager": eager, **{name: compiled(path) for name, path in bundles.items()}}
+    return {"eager": eager, **{name: compiled(path, "bf16" if name.endswith("bf16 hint") else "f32")
+                               for name, path in bundles.items()}}
 
 
 def measure(run, metric, steps: int, times: list | None) -> float:
@@ -64,6 +67,7 @@ def main() -> None:
     parser.add_argument("--fp32", type=Path, default=RESULTS / "bundles" / "tune-storm")
     parser.add_argument("--pruned", type=Path, default=None)
     parser.add_argument("--int8", type=Path, default=None)
+    parser.add_argument("--bf16", action="store_true")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent))
     from edgekit.env import environment
@@ -77,10 +81,12 @@ def main() -> None:
         bundles["OpenVINO pruned fp32"] = args.pruned
     if args.int8 is not None:
         bundles["OpenVINO " + ("pruned " if args.pruned else "") + "int8"] = args.int8
+    if args.bf16:
+        bundles[f"{list(bundles)[-1]}, bf16 hint"] = list(bundles.values())[-1]
     run = runners(bundles, module)
     baseline = measure(run["eager"], metric, SHIPPED, None)
     curves = {}
-    for name in dict.fromkeys(["OpenVINO fp32", list(bundles)[-1]]):  # quality only
+    for name in dict.fromkeys(["OpenVINO fp32", *list(bundles)[-2 if args.bf16 else -1:]]):  # quality only
         curves[name] = {n: measure(run[name], metric, n, None) for n in CANDIDATES}
     # a bundle no N brings within the budget is reported with its curve and not tuned
     fitted = {name: min(ok) for name, c in curves.items() if (ok := [n for n in CANDIDATES
