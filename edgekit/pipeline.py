@@ -17,6 +17,7 @@ from edgekit.errors import EdgekitError, ExportError, ValidationFailed
 from edgekit.export import cached
 from edgekit.export.cache import ExportCache
 from edgekit.export.controlflow import check_control_flow_kept, control_flow_counts, load_onnx
+from edgekit.export.keep_exits import stage_keep_exits
 from edgekit.export.targets import TARGETS, BuildContext
 from edgekit.validation.parity import artifact_precision, failure_message, validate_export
 from edgekit.sources import ModelSource
@@ -26,6 +27,7 @@ from edgekit.ui import SILENT, Reporter
 from edgekit.validation.compare import RuntimeValidation, Tolerance, make_samples
 
 DEFAULT_TARGETS = ("onnx", "openvino")
+QUANTIZED = ("int8", "mixed")  # precisions whose model.onnx is the int8 Q/DQ graph (mixed: + bf16 on OpenVINO)
 ADAPTER_FILE = "adapter.safetensors"  # a pruned bundle keeps its task file: the reference is rebuilt from it
 
 
@@ -59,6 +61,8 @@ def check_targets(targets, precision: str) -> tuple[str, ...]:
         target = TARGETS.get(name)
         if precision not in target.precisions and name != "onnx":
             raise EdgekitError(f"--precision {precision}: target {name} supports {', '.join(target.precisions)}")
+    if precision in ("bf16", "mixed") and "openvino" not in names:
+        raise EdgekitError(f"--precision {precision}: a precision of the openvino target (add --target openvino)")
     return names
 
 
@@ -79,13 +83,11 @@ def export_bundle(source: ModelSource, out: Path, options: ExportOptions, report
             cache = replace(cache, source_key=cache.onnx_key(source, options.opset, options.slim, options.adapter))
         artifacts, control_flow, reference = _stage_onnx(source, root, log_path, options, reporter, cache)
         if options.keep_exits:
-            from edgekit.export.keep_exits import stage_keep_exits
-
             control_flow = stage_keep_exits(root, artifacts, source.knobs, options.keep_exits, reporter)
         if prune is not None:
             shutil.copyfile(options.adapter, root / ADAPTER_FILE)
             artifacts["adapter"] = {"path": ADAPTER_FILE}
-        quantize = _stage_int8(source, root, artifacts, options, reporter) if options.precision == "int8" else None
+        quantize = _stage_int8(source, root, artifacts, options, reporter) if options.precision in QUANTIZED else None
         if quantize is not None and options.reuse is not None and not options.verify:
             quantize["source_verified"] = False  # quantized from files nobody checked (--no-verify)
         onnx_model = load_onnx(root / "model.onnx", load_external_data=False)
@@ -253,7 +255,7 @@ def _stage_int8(source, root: Path, artifacts: dict, options: ExportOptions, rep
                                                   log=reporter.note)
     artifacts["onnx"] = {**artifacts["onnx"], "precision": "int8", "quantized": result.counts.to_json()}
     artifacts["onnx_fp32"] = {"path": fp32.name, "precision": "fp32"}
-    return {"method": "edgekit-qdq", "precision": "int8", "samples": result.samples,
+    return {"method": "edgekit-qdq", "precision": options.precision, "samples": result.samples,
             "calibration": options.calib or "model:calibration_feeds",
             "scheme": ("symmetric int8; activations per-tensor (MSE-optimal clip; absmax inside Loop bodies), "
                        "weights per-channel"),

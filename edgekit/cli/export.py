@@ -36,7 +36,9 @@ def export_command(
     fix: Optional[List[str]] = typer.Option(
         None, "--fix", help="ONNX sources: NAME=VALUE pins a scalar input; the If nodes it decides are folded "
                             "(repeatable; recorded in the manifest)."),
-    precision: str = typer.Option("fp32", help="fp32, fp16 (compiled targets) or int8 (needs calibration data)."),
+    precision: str = typer.Option(
+        "fp32", help="fp32, fp16 (compiled targets), int8 (needs calibration data), bf16 or mixed (openvino: the "
+                     "fp32 / int8 model computed in bf16 on CPUs with bf16 math; gated by the task metric)."),
     calib: Calib = None,
     calib_samples: CalibSamples = 64,
     max_drop: MaxDrop = None,
@@ -85,8 +87,8 @@ def export_command(
     json_out = JsonOut(as_json)
     apply_cache_flag(cache)
     targets = check_targets(split_values(target), precision)
-    if (max_drop is not None or metric is not None) and precision != "int8":
-        raise EdgekitError("--max-drop/--metric apply to --precision int8")
+    if (max_drop is not None or metric is not None) and precision not in ("int8", "mixed", "bf16"):
+        raise EdgekitError("--max-drop/--metric apply to --precision int8, mixed or bf16")
     check_max_drop(max_drop)
     inputs = [parse_input_spec(s) for s in input or []]
     fixes = parse_fixes(fix)

@@ -36,8 +36,13 @@ def _build_onnx(ctx: BuildContext) -> None:
 def _build_openvino(ctx: BuildContext) -> dict:
     from edgekit.export.openvino import ir_from_onnx
 
-    entry = ir_from_onnx(ctx.onnx_path, ctx.root / "model.xml", precision=ctx.precision)
-    if ctx.precision == "int8":
+    # bf16: the fp32 IR computed in bf16; mixed: the int8 (FakeQuantize) IR with everything else in bf16.
+    # OpenVINO keeps the choice in the compile-time hint, so the entry records it (inference_precision)
+    ir_precision = {"bf16": "fp32", "mixed": "int8"}.get(ctx.precision, ctx.precision)
+    entry = ir_from_onnx(ctx.onnx_path, ctx.root / "model.xml", precision=ir_precision)
+    if ctx.precision in ("bf16", "mixed"):
+        entry.update(precision="bf16" if ctx.precision == "bf16" else "int8", inference_precision="bf16")
+    if ir_precision == "int8":
         from edgekit.calibration.quantize import openvino_quant_counts
 
         entry["quantized"] = openvino_quant_counts(ctx.root / "model.xml").to_json()
@@ -70,7 +75,7 @@ def _build_executorch(ctx: BuildContext) -> dict:
 
 TARGETS: Registry[Target] = Registry("target")
 TARGETS.add("onnx", Target("onnx", "onnxruntime", _build_onnx, ("fp32", "int8")))
-TARGETS.add("openvino", Target("openvino", "openvino", _build_openvino, ("fp32", "fp16", "int8")))
+TARGETS.add("openvino", Target("openvino", "openvino", _build_openvino, ("fp32", "fp16", "bf16", "int8", "mixed")))
 TARGETS.add("tensorrt", Target("tensorrt", "tensorrt", _build_tensorrt, ("fp32", "fp16", "int8")))
 TARGETS.add("ort-mobile", Target("ort-mobile", "ort-mobile", _build_ort_mobile, ("fp32", "int8")))
 TARGETS.add("executorch", Target("executorch", "executorch", _build_executorch, ("fp32",)))

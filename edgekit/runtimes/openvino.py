@@ -52,9 +52,13 @@ class OpenVINORunner(BaseRunner):
         return {name: np.array(result[port]) for port, name in self._ports}
 
 
-def runner_from_bundle(bundle, device: str = "CPU", precision: str = "fp32", threads: int | None = None,
+def runner_from_bundle(bundle, device: str = "CPU", precision: str | None = None, threads: int | None = None,
                        hint: str = "LATENCY", **_) -> OpenVINORunner:
-    """hint: OpenVINO's PERFORMANCE_HINT (LATENCY, or THROUGHPUT for async requests in `edgekit bench`)."""
+    """hint: OpenVINO's PERFORMANCE_HINT (LATENCY, or THROUGHPUT for async requests in `edgekit bench`).
+    precision: the inference precision hint; default the artifact's `inference_precision` (bf16 and mixed
+    exports), else fp32."""
     m = bundle.manifest
+    if precision is None:
+        precision = bundle.artifact("openvino").get("inference_precision", "fp32")
     return OpenVINORunner(bundle.artifact_path("openvino"), m.inputs, m.outputs, device=device,
                           precision=precision, threads=threads, hint=hint)

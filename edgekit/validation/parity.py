@@ -24,7 +24,7 @@ def validate_export(source, root, artifacts, outputs, options, reporter, cache=N
                                    artifacts=artifacts))
     metric = None
     branch_feeds = source.validation_feeds
-    if options.precision == "int8":
+    if options.precision in ("int8", "bf16", "mixed"):  # reduced precision: the task metric gates (§7)
         from edgekit.validation.metrics import resolve_metric
 
         metric = resolve_metric(options.metric, source.module, [])
@@ -65,14 +65,14 @@ def validate_export(source, root, artifacts, outputs, options, reporter, cache=N
 
 def gate_tolerance(precision: str, given: Tolerance | None, task_metric: bool) -> Tolerance:
     """The tolerance a runtime is held to (DESIGN.md §7): the user's (--atol/--rtol/--rel-l2) as given; else
-    the precision's default, where int8 with a task metric gates on the metric and the exit paths, the
+    the precision's default, where int8 or bf16 with a task metric gates on the metric and the exit paths, the
     element-wise errors only reported (an int8 StoRM within its SI-SDR budget failed a 5% rel-L2 gate)."""
     from dataclasses import replace
 
     if given is not None:
         return given
     tolerance = DEFAULT_TOLERANCES[precision]
-    return replace(tolerance, elementwise=False) if precision == "int8" and task_metric else tolerance
+    return replace(tolerance, elementwise=False) if precision in ("int8", "bf16") and task_metric else tolerance
 
 
 def _max_drop(metric, options) -> float | None:
