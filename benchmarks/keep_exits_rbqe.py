@@ -6,6 +6,7 @@ on OpenVINO, against PyTorch eager fp32 in the same run.
 Bundles (made first, not timed; results/bundles/, not committed):
     edgekit export zoo:rbqe -o ke-rbqe-fp32                 edgekit quantize ke-rbqe-fp32 -o ke-rbqe-int8
     edgekit export zoo:rbqe --keep-exits 4 -o ke-rbqe-fp32-k4 ... and -k0 (exit_index 0 = exit 1 only)
+    edgekit export zoo:rbqe --keep-exits 4 --precision mixed -o ke-rbqe-mixed-k4 (and -k0): int8 + bf16 hint
 Two policies on the 25 held-out 256² crops (5 photos × JPEG QF 10–50): threshold 2 (every crop to exit 5,
 the issue's "exit 5" target) and threshold 0.6 (every crop to exit 1: the fitted policy of
 benchmarks/README.md's chain table). Every variant runs every crop once per round, interleaved; a crop's
@@ -28,12 +29,26 @@ HERE = Path(__file__).resolve().parent
 BUNDLES = HERE / "results" / "bundles"
 VARIANTS = {  # name → (bundle, threshold)
     "exit 5": [("OpenVINO fp32, 5 exits", "ke-rbqe-fp32"), ("OpenVINO fp32, --keep-exits 4", "ke-rbqe-fp32-k4"),
-               ("OpenVINO int8, 5 exits", "ke-rbqe-int8"), ("OpenVINO int8, --keep-exits 4", "ke-rbqe-int8-k4")],
+               ("OpenVINO int8, 5 exits", "ke-rbqe-int8"), ("OpenVINO int8, --keep-exits 4", "ke-rbqe-int8-k4"),
+               ("OpenVINO mixed (int8 + bf16), --keep-exits 4", "ke-rbqe-mixed-k4")],
     "exit 1": [("PyTorch eager fp32 at the shipped threshold 0.79 (#19's baseline)", "eager@0.79"),
                ("OpenVINO fp32, 5 exits", "ke-rbqe-fp32"), ("OpenVINO fp32, --keep-exits 0", "ke-rbqe-fp32-k0"),
-               ("OpenVINO int8, 5 exits", "ke-rbqe-int8"), ("OpenVINO int8, --keep-exits 0", "ke-rbqe-int8-k0")],
+               ("OpenVINO int8, 5 exits", "ke-rbqe-int8"), ("OpenVINO int8, --keep-exits 0", "ke-rbqe-int8-k0"),
+               ("OpenVINO mixed (int8 + bf16), --keep-exits 0", "ke-rbqe-mixed-k0")],
 }
 THRESHOLD = {"exit 5": 2.0, "exit 1": 0.6}
+
+
+def _bf16_runner(path: Path):
+    import openvino as ov
+
+    request = ov.Core().compile_model(str(path / "model.xml"), "CPU",
+                                      {"INFERENCE_PRECISION_HINT": "bf16"}).create_infer_request()
+
+    def run(f):
+        result = request.infer(f)
+        return result["enhanced"], int(result["exit_index"])
+    return run
 
 
 def main() -> None:
@@ -50,6 +65,9 @@ def main() -> None:
     names = sorted({b for rows in VARIANTS.values() for _, b in rows if not b.startswith("eager")})
     run = runners({b: BUNDLES / b for b in names})
     run["eager@0.79"] = lambda f: run["eager"]({**f, "threshold": np.array(0.79, np.float32)})
+    for b in names:  # a bundle exported with --precision bf16/mixed runs with the hint it records
+        if json.loads((BUNDLES / b / "manifest.json").read_text())["artifacts"]["openvino"].get("inference_precision") == "bf16":
+            run[b] = _bf16_runner(BUNDLES / b)
     validation = {b: {k: v.get("status") for k, v in json.loads((BUNDLES / b / "manifest.json").read_text())
                       ["validation"].items()} for b in names}
     results = {"env": environment(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

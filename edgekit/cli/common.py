@@ -117,11 +117,16 @@ def export_and_report(source, out: Path, options, reporter, json_out: JsonOut, w
     False: a later stage emits it) and the validation table, also when validation failed (the bundle is
     written, then ValidationFailed goes on up)."""
     from edgekit.bundle import Bundle
-    from edgekit.cli.render import print_validation
+    from edgekit.cli.render import print_precision_auto, print_validation
     from edgekit.pipeline import export_bundle
 
     try:
-        bundle = export_bundle(source, out, options, reporter)
+        if options.precision == "auto":
+            from edgekit.export.precision_auto import export_auto
+
+            bundle = export_auto(source, out, options, reporter)
+        else:
+            bundle = export_bundle(source, out, options, reporter)
     except ValidationFailed:
         bundle = Bundle.load(out)
         json_out.emit(bundle.manifest.to_json())
@@ -130,4 +135,5 @@ def export_and_report(source, out: Path, options, reporter, json_out: JsonOut, w
     if emit:
         json_out.emit(bundle.manifest.to_json())
     print_validation(bundle.manifest.validation)
+    print_precision_auto(bundle.manifest.pipeline.get("precision_auto"))
     console.print(f"[green]{what} written:[/] {out}")

@@ -38,7 +38,8 @@ def export_command(
                             "(repeatable; recorded in the manifest)."),
     precision: str = typer.Option(
         "fp32", help="fp32, fp16 (compiled targets), int8 (needs calibration data), bf16 or mixed (openvino: the "
-                     "fp32 / int8 model computed in bf16 on CPUs with bf16 math; gated by the task metric)."),
+                     "fp32 / int8 model computed in bf16 on CPUs with bf16 math; gated by the task metric), or auto "
+                     "(onnx + openvino: each of those validated, the fastest on this machine kept)."),
     calib: Calib = None,
     calib_samples: CalibSamples = 64,
     max_drop: MaxDrop = None,
@@ -86,9 +87,9 @@ def export_command(
 
     json_out = JsonOut(as_json)
     apply_cache_flag(cache)
-    targets = check_targets(split_values(target), precision)
-    if (max_drop is not None or metric is not None) and precision not in ("int8", "mixed", "bf16"):
-        raise EdgekitError("--max-drop/--metric apply to --precision int8, mixed or bf16")
+    targets = check_targets(split_values(target), "fp32" if precision == "auto" else precision)
+    if (max_drop is not None or metric is not None) and precision not in ("int8", "mixed", "bf16", "auto"):
+        raise EdgekitError("--max-drop/--metric apply to --precision int8, mixed, bf16 or auto")
     check_max_drop(max_drop)
     inputs = [parse_input_spec(s) for s in input or []]
     fixes = parse_fixes(fix)

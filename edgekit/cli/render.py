@@ -7,6 +7,23 @@ from rich.table import Table
 from edgekit.ui import console
 
 
+def print_precision_auto(record: dict | None) -> None:
+    """`export --precision auto`: every candidate, its validation, time and metric drop, and the choice."""
+    if not record:
+        return
+    table = Table(title=f"--precision auto ({record['runtime']}, medians of {record['rounds']})")
+    for col in ("precision", "status", "ms", "metric drop", "note"):
+        table.add_column(col)
+    for c in record["candidates"]:
+        colour = {"passed": "green", "failed": "red", "skipped": "yellow"}[c["status"]]
+        drop = f"{c['metric']['metric']} {c['metric']['drop']:+.4g}" if c.get("metric") else "-"
+        mark = " ← chosen" if c["precision"] == record["chosen"] else ""
+        table.add_row(c["precision"] + mark, f"[{colour}]{c['status']}[/]", f"{c['ms']:.2f}" if "ms" in c else "-",
+                      drop, c.get("reason") or "")
+    console.print(table)
+    console.print(record["why"])
+
+
 def print_validation(block: dict) -> None:
     if not block:
         return

@@ -1,0 +1,135 @@
+"""`export --precision auto`: export every precision the openvino target can run here, validate each, time
+the survivors on this machine and keep the fastest (#20, DESIGN.md §7: budget first — a candidate that
+fails validation, its task metric budget included, is never chosen).
+
+Candidates: fp32, bf16 (CPUs with bf16 math), int8 and mixed (int8 + bf16; both need calibration data).
+Every candidate is a complete export in a scratch directory beside `--out`; the winner is moved into place
+atomically with `pipeline.precision_auto` (candidates, their status, time and metric drop, and why the
+winner won) added to its manifest. Timing: OpenVINO on the bundle's first testdata sample, candidates
+interleaved round by round, medians.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from edgekit.errors import EdgekitError, ValidationFailed
+
+ORDER = ("fp32", "bf16", "int8", "mixed")  # ties go to the earlier (more precise) candidate
+AUTO_TARGETS = ("onnx", "openvino")
+
+
+@dataclass
+class Candidate:
+    precision: str
+    status: str  # passed | failed | skipped
+    reason: str | None = None
+    ms: float | None = None
+    metric: dict | None = None  # the openvino validation's task metric record, where measured
+
+    def to_json(self) -> dict:
+        out = {"precision": self.precision, "status": self.status}
+        for key in ("reason", "ms", "metric"):
+            if getattr(self, key) is not None:
+                out[key] = round(self.ms, 3) if key == "ms" else getattr(self, key)
+        return out
+
+
+def candidate_precisions(isa: list[str]) -> list[tuple[str, str | None]]:
+    """(precision, why it is skipped or None) for every candidate, in ORDER."""
+    from edgekit.bench.plan import BF16_ISA
+
+    no_bf16 = None if any(f in isa for f in BF16_ISA) else f"this CPU has none of {', '.join(BF16_ISA)}"
+    return [(p, no_bf16 if p in ("bf16", "mixed") else None) for p in ORDER]
+
+
+def pick(candidates: list[Candidate]) -> Candidate | None:
+    """The fastest candidate that passed validation (ties: the more precise); None when none passed."""
+    passed = [c for c in candidates if c.status == "passed" and c.ms is not None]
+    return min(passed, key=lambda c: (c.ms, ORDER.index(c.precision))) if passed else None
+
+
+def export_auto(source, out: Path, options, reporter, rounds: int = 15):
+    """Export `source` at the fastest validated precision into `out`; returns the Bundle."""
+    from edgekit.bundle import Bundle, staged_bundle
+    from edgekit.env import cpu_info
+    from edgekit.pipeline import export_bundle
+
+    unsupported = [t for t in options.targets if t not in AUTO_TARGETS]
+    if unsupported:
+        raise EdgekitError(f"--precision auto: times candidates on this machine's OpenVINO; target(s) "
+                           f"{', '.join(unsupported)} can't be timed here (export them at a fixed --precision)")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.auto-", dir=out.parent))
+    try:
+        candidates, bundles = [], {}
+        for precision, skip in candidate_precisions(cpu_info()["isa"]):
+            if skip is not None:
+                candidates.append(Candidate(precision, "skipped", skip))
+                continue
+            trial = replace(options, precision=precision, targets=AUTO_TARGETS, force=True)
+            try:
+                bundles[precision] = export_bundle(source, scratch / precision, trial, reporter)
+                candidates.append(Candidate(precision, "passed"))
+            except ValidationFailed as exc:
+                candidates.append(Candidate(precision, "failed", str(exc).splitlines()[0][:300]))
+            except EdgekitError as exc:  # e.g. int8 without calibration data
+                candidates.append(Candidate(precision, "skipped", str(exc).splitlines()[0][:300]))
+            if precision in bundles or (scratch / precision).exists():
+                record = (Bundle.load(scratch / precision).manifest.validation.get("openvino") or {})
+                candidates[-1].metric = record.get("metric")
+        with reporter.stage(f"openvino: time {len(bundles)} validated candidate(s), {rounds} rounds"):
+            for precision, ms in _timed(bundles, rounds).items():
+                next(c for c in candidates if c.precision == precision).ms = ms
+        chosen = pick(candidates)
+        if chosen is None:
+            reasons = "; ".join(f"{c.precision}: {c.reason}" for c in candidates if c.reason)
+            raise EdgekitError(f"--precision auto: no candidate passed validation ({reasons})")
+        record = {"runtime": "openvino", "rounds": rounds, "chosen": chosen.precision,
+                  "why": _why(chosen, candidates), "candidates": [c.to_json() for c in candidates]}
+        with staged_bundle(out, force=options.force) as root:
+            for item in (scratch / chosen.precision).iterdir():
+                os.replace(item, root / item.name)
+            bundle = Bundle.load(root)
+            bundle.manifest.pipeline["precision_auto"] = record
+            bundle.save_manifest()
+        return Bundle.load(out)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _timed(bundles: dict, rounds: int) -> dict[str, float]:
+    """Median ms per candidate bundle on OpenVINO, every round running every candidate once."""
+    from edgekit.bench.plan import bench_feed
+    from edgekit.runtimes import open_runner
+
+    runners = {p: open_runner(b, "openvino") for p, b in bundles.items()}
+    feeds = {p: bench_feed(b, {}) for p, b in bundles.items()}
+    times = {p: [] for p in bundles}
+    try:
+        for p, runner in runners.items():
+            runner.run(feeds[p])  # compile-time work and first-call allocations stay out of the figures
+        for _ in range(rounds):
+            for p, runner in runners.items():
+                start = time.perf_counter()
+                runner.run(feeds[p])
+                times[p].append((time.perf_counter() - start) * 1e3)
+    finally:
+        for runner in runners.values():
+            runner.close()
+    return {p: statistics.median(t) for p, t in times.items()}
+
+
+def _why(chosen: Candidate, candidates: list[Candidate]) -> str:
+    others = [c for c in candidates if c is not chosen and c.ms is not None]
+    against = ", ".join(f"{c.precision} {c.ms:.2f} ms" for c in others) or "no other candidate passed"
+    left = [f"{c.precision} {c.status}" for c in candidates if c.status != "passed"]
+    return (f"fastest validated on this machine's OpenVINO: {chosen.precision} {chosen.ms:.2f} ms (vs {against})"
+            + (f"; not eligible: {', '.join(left)}" if left else ""))
