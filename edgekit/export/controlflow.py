@@ -34,6 +34,19 @@ def load_onnx(path: Path, load_external_data: bool = True):
     return model
 
 
+def save_onnx_in_place(model, path: Path) -> None:
+    """Rewrite `path` with `model` (loaded with its weights): a file that kept its weights in `NAME.data`
+    keeps them there, rewritten; otherwise everything goes in the one file."""
+    import onnx
+
+    path = Path(path)
+    data = path.with_name(path.name + ".data")
+    external = data.exists()
+    if external:
+        data.unlink()
+    onnx.save_model(model, str(path), save_as_external_data=external, location=data.name)
+
+
 def iter_nodes(graph) -> Iterator:
     """Every node of `graph` and, depth first, of the subgraphs in its attributes."""
     import onnx

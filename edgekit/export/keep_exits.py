@@ -94,13 +94,11 @@ def keep_exits(model, path_output: str, keep) -> dict:
 
 def keep_exits_file(path: Path, path_output: str, keep) -> dict:
     """`keep_exits` on an ONNX file, rewritten in place (weights stay where they are)."""
-    import onnx
-
-    from edgekit.export.controlflow import load_onnx
+    from edgekit.export.controlflow import load_onnx, save_onnx_in_place
 
     model = load_onnx(Path(path))
     record = keep_exits(model, path_output, keep)
-    onnx.save_model(model, str(path))
+    save_onnx_in_place(model, path)
     return record
 
 

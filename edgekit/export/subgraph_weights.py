@@ -70,20 +70,14 @@ def localize_initializers(model) -> dict:
 def localize_file(path: Path) -> dict | None:
     """localize_initializers on an ONNX file (kept as one file, or with its `.onnx.data` beside it); None
     when the graph has no subgraph reading a top-level initializer (the file is left untouched)."""
-    import onnx
-
-    from edgekit.export.controlflow import load_onnx
+    from edgekit.export.controlflow import load_onnx, save_onnx_in_place
 
     path = Path(path)
     model = load_onnx(path)
     counts = localize_initializers(model)
     if not counts["moved"] and not counts["copied"]:
         return None
-    data = path.with_name(path.name + ".data")
-    external = data.exists()
-    if external:
-        data.unlink()
-    onnx.save_model(model, str(path), save_as_external_data=external, location=data.name)
+    save_onnx_in_place(model, path)
     return counts
 
 
