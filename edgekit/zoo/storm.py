@@ -183,7 +183,7 @@ class StoRM(nn.Module):
 
 
     def calibration_feeds(self, count: int):
-        """INT8 calibration: one-second training mixtures at N ∈ {5, 20, 50} (edgekit.zoo.storm_task)."""
+        """INT8 calibration: up to 32 one-second training mixtures at N ∈ {5, 10, 20} (edgekit.zoo.storm_task)."""
         from edgekit.zoo.storm_task import calibration_feeds
 
         return calibration_feeds(self, count)

@@ -179,3 +179,17 @@ def test_checkpoint_improves_si_sdr_on_heldout_mixture():
     sampled = si_sdr(mixture.clean, model.enhance(mixture.noisy, num_steps=5, seed=0).numpy())
     assert predictive > noisy + 3.0
     assert sampled > noisy + 3.0
+
+
+def test_calibration_feeds_are_few_short_sampler_runs():
+    """Each feed is a whole sampler run (N network evaluations): at most 32, cycling N ∈ {5, 10, 20}
+    (clipped to max_steps), so StoRM's int8 calibration stays near 30 s (benchmarks/README.md)."""
+    from edgekit.zoo.storm_task import calibration_feeds
+
+    full = build_storm(nf=4, levels=2, max_steps=50, weights="none")
+    feeds = calibration_feeds(full, 64)
+    assert len(feeds) == 32
+    assert [int(f["num_steps"]) for f in feeds[:4]] == [5, 10, 20, 5]
+    tiny = build_storm(**TINY)
+    assert {int(f["num_steps"]) for f in calibration_feeds(tiny, 5)} == {4}
+    assert len(calibration_feeds(tiny, 5)) == 5
