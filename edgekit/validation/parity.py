@@ -41,6 +41,15 @@ def validate_export(source, root, artifacts, outputs, options, reporter, cache=N
         references = reference_outputs(cache, samples, reference)
     samples, references, rerouted = split_rerouted(samples, references, kept_exits_record(artifacts))
     write_testdata(root, list(zip(samples, references)))
+    plain = None  # fp32 artifacts of a bf16 export keep the fp32 samples: a sampler's long real inputs drift 2e-5
+    fp32_runtimes = [n for n in RUNNERS if RUNNERS.get(n).artifact in artifacts and n != source.reference_runtime
+               and artifact_precision(artifacts[RUNNERS.get(n).artifact]) == "fp32"]
+    if branch_feeds is not source.validation_feeds and fp32_runtimes:
+        fp32_samples = make_samples(source.inputs, source.example_feed(),
+                                    source.validation_feeds + list(options.extra_feeds), options.samples)
+        with reporter.stage(f"reference: {source.reference_runtime} on {len(fp32_samples)} fp32 samples"):
+            plain = split_rerouted(fp32_samples, reference_outputs(cache, fp32_samples, reference),
+                                   kept_exits_record(artifacts))
     baseline = None
     if metric is not None:
         if hasattr(metric, "targets"):
@@ -57,6 +66,10 @@ def validate_export(source, root, artifacts, outputs, options, reporter, cache=N
             results[runtime] = RuntimeValidation.skipped(runtime, "this runtime is the reference")
             continue
         with reporter.stage(f"validate {runtime} ({precision})"):
+            if precision == "fp32" and plain is not None:
+                results[runtime] = validate_bundle_runtime(bundle, runtime, *plain[:2], tolerance, precision,
+                                                           rerouted=plain[2])
+                continue
             results[runtime] = validate_bundle_runtime(bundle, runtime, samples, references, tolerance, precision,
                                                        metric=metric, baseline=baseline, reference=reference,
                                                        max_drop=_max_drop(metric, options), rerouted=rerouted)

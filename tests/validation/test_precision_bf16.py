@@ -84,3 +84,49 @@ def test_reduced_precision_with_a_task_metric_gates_on_the_metric():
 def test_bf16_and_mixed_are_refused_where_openvino_is_not_built(targets, precision, message):
     with pytest.raises(EdgekitError, match=message):
         check_targets(targets, precision)
+
+
+TASK_MODEL = '''
+import numpy as np
+import torch
+from torch import nn
+
+
+class Denoise(nn.Module):
+    input_names = ("x",)
+    output_names = ("y",)
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(2, 2, 3, padding=1)
+
+    def forward(self, x):
+        return x - 0.1 * self.conv(x)
+
+    def example_inputs(self):
+        return (torch.randn(1, 2, 16, 16),)
+
+    def task_metric(self):
+        from edgekit.validation.metrics import TaskMetric
+
+        rng = np.random.default_rng(1)
+        feeds = [{"x": rng.standard_normal((1, 2, 16, 16)).astype(np.float32)} for _ in range(3)]
+        return TaskMetric("neg_mse", feeds, [f["x"] for f in feeds],
+                          lambda out, target: -float(np.mean((out["y"] - target) ** 2)))
+
+
+def build():
+    return Denoise().eval()
+'''
+
+
+def test_bf16_gates_openvino_on_the_metric_and_keeps_fp32_onnx_on_fp32_samples(tmp_path):
+    (tmp_path / "task.py").write_text(TASK_MODEL)
+    bundle = export_bundle(resolve_source(f"{tmp_path / 'task.py'}:build"), tmp_path / "b",
+                           ExportOptions(precision="bf16", samples=6))
+    ov, ort = bundle.manifest.validation["openvino"], bundle.manifest.validation["onnxruntime"]
+    assert ov["status"] == "passed" and ov["gate"] == "metric" and ov["metric"]["metric"] == "neg_mse"
+    assert ov["samples"] == 6  # the example, the metric's 3 feeds, random ones up to --samples
+    assert ort["status"] == "passed" and ort["precision"] == "fp32" and "gate" not in ort and "metric" not in ort
+    assert ort["max_rel_l2_allowed"] == 1e-5 and ort["samples"] == 6
