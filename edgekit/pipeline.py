@@ -52,6 +52,7 @@ class ExportOptions:
     cache: bool = True  # reuse ONNX, target builds and reference outputs from the export cache (export/cache.py)
     verify: bool = True  # check the `reuse` bundle's files against their sha256 (--no-verify: containment only)
     keep_exits: tuple[int, ...] | None = None  # --keep-exits: values of the exit knob's output to keep (export/keep_exits.py)
+    auto_shapes: tuple[str, ...] = ()  # --auto-shape NAME:DIMS: the input shape --precision auto times at
 
 
 def check_targets(targets, precision: str) -> tuple[str, ...]:
@@ -125,8 +126,6 @@ def export_bundle(source: ModelSource, out: Path, options: ExportOptions, report
 
 def _stage_adapter(source: ModelSource, adapter: Path, reporter) -> tuple[ModelSource, dict]:
     """Rebuild the pruned model from the source and a task file of `edgekit prune`."""
-    from dataclasses import replace
-
     if source.module is None:
         raise EdgekitError(f"--adapter: {source.spec} is not a PyTorch module source (a pruning task file "
                            f"applies to the zoo/file/module source it was made from)")
@@ -215,8 +214,6 @@ def source_from_bundle(bundle: Bundle):
     """The model a bundle was exported from, for `edgekit quantize`: the original spec when it still
     resolves to the same weights (a zoo model keeps its hooks: calibration data, task metric), else the
     bundle's own model.pt2 (or model.onnx for ONNX sources). Returns (source, adapter file or None)."""
-    from dataclasses import replace
-
     from edgekit.sources import resolve_source, zoo_source_of
 
     m = bundle.manifest

@@ -50,6 +50,9 @@ def export_command(
         None, "--keep-exits", help="Early-exit models: the exits to keep, as values of the exit output (e.g. 0,4 "
                                    "for exit_index 0 and 4); the others' If nodes leave the graph. auto (with "
                                    "--tune-budget): the exits the tuned policy takes on the data."),
+    auto_shape: Optional[List[str]] = typer.Option(
+        None, "--auto-shape", help="--precision auto: time the candidates with this input resized, NAME:DIMS (e.g. "
+                                   "image:1x1x256x256; default: the model's task data, else its example)."),
     validate: bool = typer.Option(True, "--validate/--no-validate", help="Check every artifact against the reference."),
     slim: bool = typer.Option(True, "--slim/--no-slim", help="Clean the ONNX with OnnxSlim (If/Loop kept) before compiling."),
     samples: Samples = 8,
@@ -115,8 +118,14 @@ def export_command(
                         **_executorch_options(targets, et_max_steps, model.module),
                         **({"trt_shapes": dict(parse_profile_spec(t) for t in trt_shape)} if trt_shape else {})},
         calib=calib, calib_samples=calib_samples, max_drop=max_drop, metric=metric, adapter=adapter, slim=slim,
-        cache=cache, keep_exits=parse_exits(keep_exits),
+        cache=cache, keep_exits=parse_exits(keep_exits), auto_shapes=tuple(auto_shape or ()),
     )
+    if auto_shape:
+        if precision != "auto":
+            raise EdgekitError("--auto-shape: sets what --precision auto times; add --precision auto")
+        from edgekit.export.inspect import reshaped_feed
+
+        reshaped_feed(model.example_feed(), list(auto_shape), "--auto-shape")  # a bad NAME:DIMS fails now, not after the exports
     tuning = tune_budget is not None or tune_data is not None
     if options.keep_exits == "auto":
         if not tuning:

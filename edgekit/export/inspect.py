@@ -88,13 +88,13 @@ def profile_boundaries(path: Path, runtime: str, overrides: dict, rounds: int, t
         specs = [onnx_value_spec(v) for v in model.graph.input if v.name not in initializers]
         feed = apply_feeds(feed_from_specs(specs, 1, path), overrides, specs)
         target = path
-    feed = _reshaped(feed, shapes or [])
+    feed = reshaped_feed(feed, shapes or [])
     return {"artifact": str(target), "feed": {k: v.tolist() for k, v in feed.items() if v.ndim == 0},
             "shapes": {k: list(v.shape) for k, v in feed.items() if v.ndim},
             **boundary_profile(target, feed, rounds=rounds, threads=threads)}
 
 
-def _reshaped(feed: dict, shapes: list[str]) -> dict:
+def reshaped_feed(feed: dict, shapes: list[str], flag: str = "--shape") -> dict:
     """`feed` with each `--shape NAME:DIMS` input refilled to DIMS: the sample's own values, repeated
     (np.resize), so the value range stays the model's; the rank must stay the same."""
     import numpy as np
@@ -104,11 +104,11 @@ def _reshaped(feed: dict, shapes: list[str]) -> dict:
         name, _, dims = text.partition(":")
         parts = dims.split("x") if dims else []
         if not name or not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
-            raise EdgekitError(f"--shape {text!r}: expected NAME:DIMS, e.g. image:1x1x256x256")
+            raise EdgekitError(f"{flag} {text!r}: expected NAME:DIMS, e.g. image:1x1x256x256")
         if name not in feed:
-            raise EdgekitError(f"--shape {text!r}: the model has no input {name!r} (inputs: {', '.join(feed)})")
+            raise EdgekitError(f"{flag} {text!r}: the model has no input {name!r} (inputs: {', '.join(feed)})")
         shape = tuple(int(p) for p in parts)
         if len(shape) != feed[name].ndim:
-            raise EdgekitError(f"--shape {text!r}: input {name!r} has rank {feed[name].ndim}, not {len(shape)}")
+            raise EdgekitError(f"{flag} {text!r}: input {name!r} has rank {feed[name].ndim}, not {len(shape)}")
         feed[name] = np.resize(feed[name], shape)
     return feed

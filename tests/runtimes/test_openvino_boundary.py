@@ -123,11 +123,11 @@ def test_cli_profile_errors_are_one_line(toy_bundle, tmp_path):
     result = run_cli("inspect", toy_bundle, "--runtime", "openvino", "--shape", "image:1x3x40")
     assert result.returncode == 1 and "rank 4, not 3" in result.stderr and "Traceback" not in result.stderr
     from edgekit.errors import EdgekitError
-    from edgekit.export.inspect import _reshaped
+    from edgekit.export.inspect import reshaped_feed
 
     feed = {"image": np.zeros((1, 3, 8, 8), np.float32)}
     for bad, words in (("nope:1x2", "no input 'nope'"), ("image:1xAx2x2", "NAME:DIMS")):  # the same parser, in-process
         with pytest.raises(EdgekitError, match=words):
-            _reshaped(feed, [bad])
+            reshaped_feed(feed, [bad])
     dynamic = run_cli("inspect", toy_bundle / "model.onnx", "--runtime", "openvino")
     assert dynamic.returncode == 1 and "dynamic dims" in dynamic.stderr and "Traceback" not in dynamic.stderr

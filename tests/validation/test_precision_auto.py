@@ -54,8 +54,10 @@ def test_auto_never_picks_a_candidate_that_failed_validation(tmp_path, calib, mo
 
     monkeypatch.setattr(pipeline, "export_bundle", int8_fails)
     out = tmp_path / "b"
-    bundle = export_auto(resolve_source(TOY), out, ExportOptions(calib=calib, calib_samples=6), SILENT, rounds=3)
+    options = ExportOptions(calib=calib, calib_samples=6, auto_shapes=("image:1x3x48x40",))
+    bundle = export_auto(resolve_source(TOY), out, options, SILENT, rounds=3)
     record = bundle.manifest.pipeline["precision_auto"]
+    assert record["feed"] == "image [1, 3, 48, 40]"  # timed at --auto-shape, not at the 32² example
     by = {c["precision"]: c for c in record["candidates"]}
     assert [c["precision"] for c in record["candidates"]] == ["fp32", "bf16", "int8", "mixed"]
     assert by["int8"]["status"] == "failed" and "planted" in by["int8"]["reason"] and "ms" not in by["int8"]
