@@ -225,12 +225,13 @@ def staged_bundle(out: Path, force: bool = False, check=check_destination) -> It
 
 
 def reap_stale(out: Path) -> list[Path]:
-    """Remove `.NAME.partial-*` / `.NAME.old-*` siblings of `out` left by runs that were killed: those whose
-    pid is dead (or that carry no pid: written before pids were recorded). Returns what was removed."""
+    """Remove `.NAME.partial-*` / `.NAME.old-*` / `.NAME.auto-*` (`--precision auto` scratch) siblings of `out`
+    left by runs that were killed: those whose pid is dead (or that carry no pid: written before pids were
+    recorded). Returns what was removed."""
     removed = []
     for sibling in Path(out).parent.glob(f".{glob.escape(Path(out).name)}.*-*"):
         kind, _, rest = sibling.name[len(Path(out).name) + 2:].partition("-")
-        if kind not in ("partial", "old") or not sibling.is_dir():
+        if kind not in ("partial", "old", "auto") or not sibling.is_dir():
             continue
         pid = rest.split("-", 1)[0]
         if pid.isdigit() and "-" in rest and _alive(int(pid)):

@@ -58,7 +58,7 @@ def pick(candidates: list[Candidate]) -> Candidate | None:
 
 def export_auto(source, out: Path, options, reporter, rounds: int = 15):
     """Export `source` at the fastest validated precision into `out`; returns the Bundle."""
-    from edgekit.bundle import Bundle, staged_bundle
+    from edgekit.bundle import Bundle, reap_stale, staged_bundle
     from edgekit.env import cpu_info
     from edgekit.pipeline import export_bundle
 
@@ -68,7 +68,8 @@ def export_auto(source, out: Path, options, reporter, rounds: int = 15):
                            f"{', '.join(unsupported)} can't be timed here (export them at a fixed --precision)")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.auto-", dir=out.parent))
+    reap_stale(out)  # scratch of a killed earlier run
+    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.auto-{os.getpid()}-", dir=out.parent))
     try:
         candidates, bundles = [], {}
         for precision, skip in candidate_precisions(cpu_info()["isa"]):

@@ -107,8 +107,8 @@ def test_stale_staging_dirs_of_dead_runs_are_reaped(tmp_path):
     out = tmp_path / "toy"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     stale = [tmp_path / f".toy.partial-{dead.stdout.strip()}-abc", tmp_path / ".toy.old-xyz123",
-             tmp_path / ".toy.partial-oldformat"]
-    live = tmp_path / f".toy.partial-{os.getpid()}-def"
+             tmp_path / ".toy.partial-oldformat", tmp_path / f".toy.auto-{dead.stdout.strip()}-ghi"]
+    live = tmp_path / f".toy.auto-{os.getpid()}-def"
     other = tmp_path / ".other.partial-1-x"
     for d in [*stale, live, other]:
         d.mkdir()
