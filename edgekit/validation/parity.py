@@ -43,7 +43,7 @@ def validate_export(source, root, artifacts, outputs, options, reporter, cache=N
     write_testdata(root, list(zip(samples, references)))
     plain = None  # fp32 artifacts of a bf16 export keep the fp32 samples: a sampler's long real inputs drift 2e-5
     fp32_runtimes = [n for n in RUNNERS if RUNNERS.get(n).artifact in artifacts and n != source.reference_runtime
-               and artifact_precision(artifacts[RUNNERS.get(n).artifact]) == "fp32"]
+                     and artifact_precision(artifacts[RUNNERS.get(n).artifact]) == "fp32"]
     if branch_feeds is not source.validation_feeds and fp32_runtimes:
         fp32_samples = make_samples(source.inputs, source.example_feed(),
                                     source.validation_feeds + list(options.extra_feeds), options.samples)
