@@ -127,7 +127,8 @@ def export_command(
 
         reshaped_feed(model.example_feed(), list(auto_shape), "--auto-shape")  # a bad NAME:DIMS fails now, not after the exports
     tuning = tune_budget is not None or tune_data is not None
-    if options.keep_exits == "auto":
+    auto = options.keep_exits == "auto"
+    if auto:
         if not tuning:
             raise EdgekitError("--keep-exits auto: keeps the exits the tuned policy takes; add --tune-budget B "
                                "(and --tune-data PATH for a model without its own data)")
@@ -140,7 +141,6 @@ def export_command(
         if not model.knobs:
             raise EdgekitError(f"--tune-budget: {source} declares no run-time knobs (a tuning_knobs() hook); the "
                                f"bundle at {out} is written, untuned")
-        auto = bool(keep_exits) and keep_exits.strip() == "auto"
         result = tune_bundle(Bundle.load(out), data=tune_data, budget=tune_budget, reporter=reporter,
                              data_flag="--tune-data", validate=not auto, write=not auto)
         if auto:  # export again without the exits the tuned policy never takes; the tuning carries over

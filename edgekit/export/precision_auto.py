@@ -131,15 +131,14 @@ def _timed(bundles: dict, feed: dict, rounds: int) -> dict[str, float]:
     from edgekit.runtimes import open_runner
 
     runners = {p: open_runner(b, "openvino") for p, b in bundles.items()}
-    feeds = {p: feed for p in bundles}
     times = {p: [] for p in bundles}
     try:
         for p, runner in runners.items():
-            runner.run(feeds[p])  # compile-time work and first-call allocations stay out of the figures
+            runner.run(feed)  # compile-time work and first-call allocations stay out of the figures
         for _ in range(rounds):
             for p, runner in runners.items():
                 start = time.perf_counter()
-                runner.run(feeds[p])
+                runner.run(feed)
                 times[p].append((time.perf_counter() - start) * 1e3)
     finally:
         for runner in runners.values():
