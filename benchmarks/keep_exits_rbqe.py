@@ -7,6 +7,8 @@ Bundles (made first, not timed; results/bundles/, not committed):
     edgekit export zoo:rbqe -o ke-rbqe-fp32                 edgekit quantize ke-rbqe-fp32 -o ke-rbqe-int8
     edgekit export zoo:rbqe --keep-exits 4 -o ke-rbqe-fp32-k4 ... and -k0 (exit_index 0 = exit 1 only)
     edgekit export zoo:rbqe --keep-exits 4 --precision mixed -o ke-rbqe-mixed-k4 (and -k0): int8 + bf16 hint
+    edgekit quantize ke-rbqe-fp32 --quantizer nncf --target openvino -o ke-rbqe-nncf (NNCF on the IR, #20)
+    edgekit export zoo:rbqe --keep-exits 4 --precision int8|mixed --quantizer nncf -o ke-rbqe-nncf-k4 / -nncf-mixed-k4
 Two policies on the 25 held-out 256² crops (5 photos × JPEG QF 10–50): threshold 2 (every crop to exit 5,
 the issue's "exit 5" target) and threshold 0.6 (every crop to exit 1: the fitted policy of
 benchmarks/README.md's chain table). Every variant runs every crop once per round, interleaved; a crop's
@@ -30,7 +32,9 @@ BUNDLES = HERE / "results" / "bundles"
 VARIANTS = {  # name → (bundle, threshold)
     "exit 5": [("OpenVINO fp32, 5 exits", "ke-rbqe-fp32"), ("OpenVINO fp32, --keep-exits 4", "ke-rbqe-fp32-k4"),
                ("OpenVINO int8, 5 exits", "ke-rbqe-int8"), ("OpenVINO int8, --keep-exits 4", "ke-rbqe-int8-k4"),
-               ("OpenVINO mixed (int8 + bf16), --keep-exits 4", "ke-rbqe-mixed-k4")],
+               ("OpenVINO mixed (int8 + bf16), --keep-exits 4", "ke-rbqe-mixed-k4"),
+               ("OpenVINO int8 NNCF, 5 exits", "ke-rbqe-nncf"), ("OpenVINO int8 NNCF, --keep-exits 4", "ke-rbqe-nncf-k4"),
+               ("OpenVINO mixed NNCF, --keep-exits 4", "ke-rbqe-nncf-mixed-k4")],
     "exit 1": [("PyTorch eager fp32 at the shipped threshold 0.79 (#19's baseline)", "eager@0.79"),
                ("OpenVINO fp32, 5 exits", "ke-rbqe-fp32"), ("OpenVINO fp32, --keep-exits 0", "ke-rbqe-fp32-k0"),
                ("OpenVINO int8, 5 exits", "ke-rbqe-int8"), ("OpenVINO int8, --keep-exits 0", "ke-rbqe-int8-k0"),

@@ -4,9 +4,10 @@ considers, against PyTorch eager fp32 in the same run.
     python benchmarks/plain_unet.py [--rounds 20]
 
 Also a model source: `edgekit export benchmarks/plain_unet.py:build --precision auto --calib CALIB.npz`.
-Bundles go to results/bundles/unet-<precision> (not committed): fp32, bf16, int8 and mixed, each validated
-(no task metric: cosine similarity of outputs; int8 calibrated on 32 generated images), then `export
---precision auto` into results/bundles/unet-auto. Timing: OpenVINO (each bundle's own inference precision,
+Bundles go to results/bundles/unet-<precision> (not committed): fp32, bf16, int8 and mixed, and int8-nncf /
+mixed-nncf (the openvino IR quantized by NNCF, `--quantizer nncf`), each validated (no task metric: cosine
+similarity of outputs; int8 calibrated on 32 generated images), then `export --precision auto` into
+results/bundles/unet-auto. Timing: OpenVINO (each bundle's own inference precision,
 default threads) and eager, interleaved, medians over rounds on one 1×3×256×256 image. Writes
 results/plain_unet.json and prints the Markdown table.
 """
@@ -96,9 +97,11 @@ def main() -> None:
     calib = str(calib_file(BUNDLES / "unet-calib.npz"))
     source = resolve_source(f"{Path(__file__)}:build")
     bundles = {}
-    for precision in ("fp32", "bf16", "int8", "mixed"):
-        options = ExportOptions(precision=precision, calib=calib, calib_samples=32, force=True)
-        bundles[precision] = export_bundle(source, BUNDLES / f"unet-{precision}", options, Reporter())
+    for name in ("fp32", "bf16", "int8", "mixed", "int8-nncf", "mixed-nncf"):
+        precision, _, quantizer = name.partition("-")
+        options = ExportOptions(precision=precision, calib=calib, calib_samples=32, force=True,
+                                quantizer=quantizer or "edgekit")
+        bundles[name] = export_bundle(source, BUNDLES / f"unet-{name}", options, Reporter())
     auto = export_auto(source, BUNDLES / "unet-auto", ExportOptions(calib=calib, calib_samples=32, force=True),
                        Reporter())
     feed = {"image": np.load(calib)["0/image"]}
@@ -133,7 +136,7 @@ def main() -> None:
     for r in rows:
         rel = f"{r['max_rel_l2']:.1e}" if r["max_rel_l2"] is not None else "–"
         print(f"| {r['variant']} | {r['ms']:.2f} | {r['x_eager']:.3f} | {r['validation'] or '–'} | {rel} |")
-    print(f"\n--precision auto chose {record['chosen']}: {record['why']}")
+    print(f"\n--precision auto chose {record['chosen']} ({record.get('quantizer', '-')}): {record['why']}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from edgekit.bundle import Bundle, Manifest, finalize_artifacts, staged_bundle, write_json_atomic
+from edgekit.calibration.stage import QUANTIZERS, stage_int8
 from edgekit.errors import EdgekitError, ExportError, ValidationFailed
 from edgekit.export import cached
 from edgekit.export.cache import ExportCache
@@ -24,7 +25,7 @@ from edgekit.sources import ModelSource
 from edgekit.sources.onnx_fix import pinned_record
 from edgekit.specs import TensorSpec, dtype_name
 from edgekit.ui import SILENT, Reporter
-from edgekit.validation.compare import RuntimeValidation, Tolerance, make_samples
+from edgekit.validation.compare import RuntimeValidation, Tolerance
 
 DEFAULT_TARGETS = ("onnx", "openvino")
 QUANTIZED = ("int8", "mixed")  # precisions whose model.onnx is the int8 Q/DQ graph (mixed: + bf16 on OpenVINO)
@@ -53,6 +54,7 @@ class ExportOptions:
     verify: bool = True  # check the `reuse` bundle's files against their sha256 (--no-verify: containment only)
     keep_exits: tuple[int, ...] | None = None  # --keep-exits: values of the exit knob's output to keep (export/keep_exits.py)
     auto_shapes: tuple[str, ...] = ()  # --auto-shape NAME:DIMS: the input shape --precision auto times at
+    quantizer: str = "edgekit"  # --quantizer: who quantizes the openvino IR (calibration/stage.py)
 
 
 def check_targets(targets, precision: str) -> tuple[str, ...]:
@@ -67,9 +69,18 @@ def check_targets(targets, precision: str) -> tuple[str, ...]:
     return names
 
 
+def check_quantizer(quantizer: str, precision: str, targets: tuple[str, ...]) -> None:
+    if quantizer not in QUANTIZERS:
+        raise EdgekitError(f"--quantizer {quantizer}: not one of {', '.join(QUANTIZERS)}")
+    if quantizer == "nncf" and (precision not in QUANTIZED or "openvino" not in targets):
+        raise EdgekitError("--quantizer nncf: quantizes the openvino target's IR (needs --precision int8 or mixed "
+                           "and --target openvino)")
+
+
 def export_bundle(source: ModelSource, out: Path, options: ExportOptions, reporter: Reporter = SILENT) -> Bundle:
     """Export `source` into a bundle at `out`; raise ValidationFailed (after writing it) if parity fails."""
     targets = check_targets(options.targets, options.precision)
+    check_quantizer(options.quantizer, options.precision, targets)
     out = Path(out)
     log_dir = Path(tempfile.gettempdir()) / "edgekit-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -88,7 +99,8 @@ def export_bundle(source: ModelSource, out: Path, options: ExportOptions, report
         if prune is not None:
             shutil.copyfile(options.adapter, root / ADAPTER_FILE)
             artifacts["adapter"] = {"path": ADAPTER_FILE}
-        quantize = _stage_int8(source, root, artifacts, options, reporter) if options.precision in QUANTIZED else None
+        int8 = stage_int8(source, root, artifacts, options, reporter) if options.precision in QUANTIZED else None
+        quantize = int8.record if int8 is not None else None
         if quantize is not None and options.reuse is not None and not options.verify:
             quantize["source_verified"] = False  # quantized from files nobody checked (--no-verify)
         onnx_model = load_onnx(root / "model.onnx", load_external_data=False)
@@ -99,8 +111,10 @@ def export_bundle(source: ModelSource, out: Path, options: ExportOptions, report
             target_options = {"trt_example_shapes": {k: list(v.shape) for k, v in source.example_feed().items()},
                               **options.target_options}
             ctx = BuildContext(root, root / "model.onnx", options.precision, target_options, log=reporter.note)
-            with reporter.stage(f"{name}: build ({options.precision})"):
-                artifacts[name] = cached.target_build(cache, name, ctx, TARGETS.get(name).build)
+            nncf = name == "openvino" and int8 is not None and options.quantizer == "nncf"
+            with reporter.stage(f"{name}: build ({options.precision}{', NNCF' if nncf else ''})"):
+                artifacts[name] = (int8.nncf_openvino(ctx) if nncf
+                                   else cached.target_build(cache, name, ctx, TARGETS.get(name).build))
         validation = {}
         if options.validate:
             validation = validate_export(source, root, artifacts, outputs, options, reporter, cache=cache)
@@ -224,56 +238,6 @@ def source_from_bundle(bundle: Bundle):
     key = "torch" if "torch" in m.artifacts else "onnx"
     source = resolve_source(str(bundle.artifact_path(key)))
     return replace(source, spec=m.source.get("spec", source.spec)), None
-
-
-def _stage_int8(source, root: Path, artifacts: dict, options: ExportOptions, reporter) -> dict:
-    """Calibrate on the real control-flow execution and replace model.onnx by its INT8 Q/DQ graph."""
-    from edgekit.calibration.datasets import load_calibration
-    from edgekit.calibration.quantize import int8_from_onnx
-
-    with reporter.stage(f"int8: calibration data ({options.calib or 'from the model'})"):
-        feeds = load_calibration(options.calib, source.inputs, source.example_feed(), options.calib_samples,
-                                 model=source.module)
-    fp32 = root / "model.fp32.onnx"
-    (root / "model.onnx").rename(fp32)
-    _unique_node_names(fp32)
-    accuracy = None
-    if options.max_drop is None:
-        with reporter.stage(f"int8: calibrate on {len(feeds)} samples and insert Q/DQ (If/Loop bodies included)"):
-            result = int8_from_onnx(fp32, root / "model.onnx", feeds)
-    else:
-        from edgekit.calibration.accuracy import int8_within_budget
-        from edgekit.validation.metrics import resolve_metric
-
-        metric = resolve_metric(options.metric, source.module, _metric_probe_feeds(source))
-        with reporter.stage(f"int8: calibrate, then keep layers in float until {metric.name} drops "
-                            f"≤ {options.max_drop:g}"):
-            result, accuracy = int8_within_budget(fp32, root / "model.onnx", feeds, metric, options.max_drop,
-                                                  log=reporter.note)
-    artifacts["onnx"] = {**artifacts["onnx"], "precision": "int8", "quantized": result.counts.to_json()}
-    artifacts["onnx_fp32"] = {"path": fp32.name, "precision": "fp32"}
-    return {"method": "edgekit-qdq", "precision": options.precision, "samples": result.samples,
-            "calibration": options.calib or "model:calibration_feeds",
-            "scheme": ("symmetric int8; activations per-tensor (MSE-optimal clip; absmax inside Loop bodies), "
-                       "weights per-channel"),
-            "excluded": result.excluded, "accuracy_control": accuracy}
-
-
-def _unique_node_names(path: Path) -> None:
-    """The torch exporter repeats node names across If/Loop bodies; int8 exclusions, sensitivity tables
-    and debug reports name nodes, so the kept fp32 graph gets unique names (the int8 graph follows)."""
-    import onnx
-
-    from edgekit.calibration.qdq import unique_node_names
-
-    model = load_onnx(path, load_external_data=False)
-    if unique_node_names(model):
-        onnx.save_model(model, str(path))  # external data, if any, stays where it is
-
-
-def _metric_probe_feeds(source: ModelSource) -> list[dict]:
-    """Inputs for an output-similarity metric: the example, the branch-driving feeds and random ones."""
-    return make_samples(source.inputs, source.example_feed(), list(source.validation_feeds), 8, seed=7)
 
 
 def _onnx_entry(root: Path, opset) -> dict:

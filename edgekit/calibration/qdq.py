@@ -189,8 +189,9 @@ def quantized_counts(model) -> QuantCounts:
 CONTROL_INPUTS = {("If", 0), ("Loop", 0), ("Loop", 1)}
 
 
-def decision_nodes(model) -> set[str]:
-    """Quantizable nodes whose results only decide control flow (RBQE's IQAM before each exit's If).
+def decision_nodes(model, every_op: bool = False) -> set[str]:
+    """Quantizable nodes (`every_op`: nodes of any type) whose results only decide control flow (RBQE's
+    IQAM before each exit's If).
 
     Such a node does little compute but sits on a threshold: INT8 error there flips branches (exit paths
     matched fp32 on 80% of held-out RBQE inputs with IQAM's MatMuls quantized), so int8 keeps it in float.
@@ -223,7 +224,7 @@ def decision_nodes(model) -> set[str]:
                 if uses and all((nodes[c].op_type, i) in CONTROL_INPUTS or c in decided for c, i in uses):
                     decided.add(k)
                     changed = True
-        names |= {nodes[k].name for k in decided if nodes[k].op_type in QUANTIZABLE}
+        names |= {nodes[k].name for k in decided if every_op or nodes[k].op_type in QUANTIZABLE}
     return names
 
 

@@ -29,6 +29,10 @@ MaxDrop = Annotated[Optional[float], typer.Option(
     "--max-drop", help="int8: keep the most sensitive layers in float until --metric drops at most this.")]
 Metric = Annotated[Optional[str], typer.Option(
     help="int8 budget metric: psnr, si_sdr, cosine or FILE.py:fn (default: the model's own, else cosine).")]
+Quantizer = Annotated[str, typer.Option(
+    "--quantizer", help="int8/mixed: who quantizes the openvino IR: edgekit (Q/DQ, If and Loop bodies) or nncf "
+                        "(NNCF on the IR: If branches, not Loop bodies; same calibration feeds and float layers). "
+                        "model.onnx is always edgekit's.")]
 TrtArch = Annotated[Optional[str], typer.Option("--trt-arch", help="TensorRT archs, e.g. sm86,sm89 or current.")]
 Feed = Annotated[Optional[List[str]], typer.Option("--feed", help="NAME=VALUE for a scalar input (repeatable).")]
 Atol = Annotated[Optional[float], typer.Option(help="Absolute tolerance (default by precision).")]

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from edgekit.cli.common import (AsJson, Atol, Calib, CalibSamples, Force, JsonOut, MaxDrop, Metric, RelL2, Rtol,
-                                Samples, TrtArch, UseCache, apply_cache_flag, check_max_drop, check_metric,
+                                Quantizer, Samples, TrtArch, UseCache, apply_cache_flag, check_max_drop, check_metric,
                                 default_name, export_and_report, split_values, tolerance_from)
 from edgekit.errors import EdgekitError
 from edgekit.ui import Reporter, console
@@ -44,6 +44,7 @@ def export_command(
     calib_samples: CalibSamples = 64,
     max_drop: MaxDrop = None,
     metric: Metric = None,
+    quantizer: Quantizer = "edgekit",
     adapter: Optional[Path] = typer.Option(
         None, "--adapter", help="Pruning task file (edgekit prune): export the pruned model it describes."),
     keep_exits: Optional[str] = typer.Option(
@@ -82,7 +83,7 @@ def export_command(
 ):
     """Export a model to a bundle: ONNX plus compiled targets, validated against the reference."""
     from edgekit.bundle import check_destination
-    from edgekit.pipeline import ExportOptions, check_targets
+    from edgekit.pipeline import ExportOptions, check_quantizer, check_targets
     from edgekit.sources import resolve_source
     from edgekit.sources.onnx_fix import parse_fixes
     from edgekit.specs import parse_dynamic_spec, parse_input_spec, parse_profile_spec
@@ -94,6 +95,11 @@ def export_command(
     if (max_drop is not None or metric is not None) and precision not in ("int8", "mixed", "bf16", "auto"):
         raise EdgekitError("--max-drop/--metric apply to --precision int8, mixed, bf16 or auto")
     check_max_drop(max_drop)
+    if precision == "auto":
+        if quantizer != "edgekit":
+            raise EdgekitError("--quantizer: --precision auto tries both quantizers on the openvino target")
+    else:
+        check_quantizer(quantizer, precision, targets)
     inputs = [parse_input_spec(s) for s in input or []]
     fixes = parse_fixes(fix)
     dynamic_axes = dict(parse_dynamic_spec(s) for s in dynamic or [])
@@ -118,7 +124,7 @@ def export_command(
                         **_executorch_options(targets, et_max_steps, model.module),
                         **({"trt_shapes": dict(parse_profile_spec(t) for t in trt_shape)} if trt_shape else {})},
         calib=calib, calib_samples=calib_samples, max_drop=max_drop, metric=metric, adapter=adapter, slim=slim,
-        cache=cache, keep_exits=parse_exits(keep_exits), auto_shapes=tuple(auto_shape or ()),
+        cache=cache, keep_exits=parse_exits(keep_exits), auto_shapes=tuple(auto_shape or ()), quantizer=quantizer,
     )
     if auto_shape:
         if precision != "auto":

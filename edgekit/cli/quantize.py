@@ -11,8 +11,8 @@ from typing import List, Optional
 
 import typer
 
-from edgekit.cli.common import (AsJson, Calib, CalibSamples, Force, JsonOut, MaxDrop, Metric, Samples, TrtArch, UseCache,
-                                NoVerify, apply_cache_flag, check_max_drop, check_metric, export_and_report)
+from edgekit.cli.common import (AsJson, Calib, CalibSamples, Force, JsonOut, MaxDrop, Metric, NoVerify, Quantizer,
+                                Samples, TrtArch, UseCache, apply_cache_flag, check_max_drop, check_metric, export_and_report)
 from edgekit.errors import EdgekitError
 from edgekit.ui import Reporter
 
@@ -24,6 +24,7 @@ def quantize_command(
     calib_samples: CalibSamples = 64,
     max_drop: MaxDrop = None,
     metric: Metric = None,
+    quantizer: Quantizer = "edgekit",
     target: Optional[List[str]] = typer.Option(
         None, "--target", "-t", help="Targets to build (default: the bundle's compiled targets)."),
     trt_arch: TrtArch = None,
@@ -35,7 +36,7 @@ def quantize_command(
 ):
     """Quantize an exported fp32 bundle to INT8 (If/Loop bodies included), validated against fp32 PyTorch."""
     from edgekit.bundle import Bundle, check_destination
-    from edgekit.pipeline import ExportOptions, check_targets, source_from_bundle
+    from edgekit.pipeline import ExportOptions, check_quantizer, check_targets, source_from_bundle
 
     json_out = JsonOut(as_json)
     apply_cache_flag(cache)
@@ -43,6 +44,7 @@ def quantize_command(
     bundle = Bundle.load(bundle_path, verify=not no_verify)
     compiled = [k for k in bundle.manifest.artifacts if k in ("openvino", "tensorrt")]
     targets = check_targets(["onnx", *(target or compiled)], "int8")
+    check_quantizer(quantizer, "int8", targets)
     out = out or bundle_path.with_name(f"{bundle_path.name}-int8")
     if out.resolve() == bundle_path.resolve():
         raise EdgekitError(f"--out {out}: is the input bundle; write the int8 bundle elsewhere")
@@ -53,7 +55,7 @@ def quantize_command(
     check_metric(metric, source.module)
     options = ExportOptions(
         targets=targets, precision="int8", samples=samples, force=force, calib=calib, calib_samples=calib_samples,
-        max_drop=max_drop, metric=metric, adapter=adapter, reuse=bundle_path,
+        max_drop=max_drop, metric=metric, adapter=adapter, reuse=bundle_path, quantizer=quantizer,
         target_options={"trt_arch": trt_arch} if trt_arch else {}, cache=cache, verify=not no_verify,
     )
     export_and_report(source, out, options, reporter, json_out, what="int8 bundle")

@@ -2,7 +2,9 @@
 the survivors on this machine and keep the fastest (#20, DESIGN.md §7: budget first — a candidate that
 fails validation, its task metric budget included, is never chosen).
 
-Candidates: fp32, bf16 (CPUs with bf16 math), int8 and mixed (int8 + bf16; both need calibration data).
+Candidates: fp32, bf16 (CPUs with bf16 math), int8 and mixed (int8 + bf16; both need calibration data),
+then int8 and mixed with the IR quantized by NNCF (`--quantizer nncf`) for models without a Loop (NNCF
+leaves Loop bodies float, so there it can only lose).
 Every candidate is a complete export in a scratch directory beside `--out`; the winner is moved into place
 atomically with `pipeline.precision_auto` (candidates, their status, time and metric drop, and why the
 winner won) added to its manifest. Timing: OpenVINO on the task metric's first feed (else the bundle's
@@ -33,9 +35,16 @@ class Candidate:
     reason: str | None = None
     ms: float | None = None
     metric: dict | None = None  # the openvino validation's task metric record, where measured
+    quantizer: str = "edgekit"  # int8/mixed: who quantized the openvino IR
+
+    @property
+    def name(self) -> str:
+        return self.precision if self.quantizer == "edgekit" else f"{self.precision}+{self.quantizer}"
 
     def to_json(self) -> dict:
         out = {"precision": self.precision, "status": self.status}
+        if self.quantizer != "edgekit":
+            out["quantizer"] = self.quantizer
         for key in ("reason", "ms", "metric"):
             if getattr(self, key) is not None:
                 out[key] = round(self.ms, 3) if key == "ms" else getattr(self, key)
@@ -50,10 +59,25 @@ def candidate_precisions(isa: list[str]) -> list[tuple[str, str | None]]:
     return [(p, no_bf16 if p in ("bf16", "mixed") else None) for p in ORDER]
 
 
+def nncf_candidates(candidates: list[Candidate], bundles: dict) -> list[tuple[str, str | None]]:
+    """(precision, why skipped or None) for an NNCF-quantized twin of each int8/mixed candidate (skipped
+    where that one was); `bundles`: those written so far, whose manifests say whether the graph has a Loop."""
+    loops = max((b.manifest.control_flow.get("Loop", 0) for b in bundles.values()), default=0)
+    try:
+        import nncf  # noqa: F401
+        missing = None
+    except ImportError:
+        missing = "nncf is not installed (pip install 'edgekit[quantize]')"
+    loop = f"NNCF does not quantize Loop bodies (the graph has {loops} Loop)" if loops else None
+    return [(c.precision, (c.reason if c.status == "skipped" else None) or missing or loop)
+            for c in list(candidates) if c.precision in ("int8", "mixed")]
+
+
 def pick(candidates: list[Candidate]) -> Candidate | None:
-    """The fastest candidate that passed validation (ties: the more precise); None when none passed."""
+    """The fastest candidate that passed validation (ties: the more precise, then edgekit's quantizer);
+    None when none passed."""
     passed = [c for c in candidates if c.status == "passed" and c.ms is not None]
-    return min(passed, key=lambda c: (c.ms, ORDER.index(c.precision))) if passed else None
+    return min(passed, key=lambda c: (c.ms, ORDER.index(c.precision), c.quantizer != "edgekit")) if passed else None
 
 
 def export_auto(source, out: Path, options, reporter, rounds: int = 15):
@@ -71,36 +95,44 @@ def export_auto(source, out: Path, options, reporter, rounds: int = 15):
     reap_stale(out)  # scratch of a killed earlier run
     scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.auto-{os.getpid()}-", dir=out.parent))
     try:
-        candidates, bundles = [], {}
-        for precision, skip in candidate_precisions(cpu_info()["isa"]):
+        candidates, bundles, written = [], {}, {}
+
+        def trial(precision: str, skip: str | None, quantizer: str = "edgekit") -> None:
+            candidate = Candidate(precision, "skipped", skip, quantizer=quantizer)
+            candidates.append(candidate)
             if skip is not None:
-                candidates.append(Candidate(precision, "skipped", skip))
-                continue
-            trial = replace(options, precision=precision, targets=AUTO_TARGETS, force=True)
+                return
+            opts = replace(options, precision=precision, targets=AUTO_TARGETS, force=True, quantizer=quantizer)
             try:
-                bundles[precision] = export_bundle(source, scratch / precision, trial, reporter)
-                candidates.append(Candidate(precision, "passed"))
+                bundles[candidate.name] = export_bundle(source, scratch / candidate.name, opts, reporter)
+                candidate.status = "passed"
             except ValidationFailed as exc:
-                candidates.append(Candidate(precision, "failed", str(exc).splitlines()[0][:300]))
+                candidate.status, candidate.reason = "failed", str(exc).splitlines()[0][:300]
             except EdgekitError as exc:  # e.g. int8 without calibration data
-                candidates.append(Candidate(precision, "skipped", str(exc).splitlines()[0][:300]))
-            if precision in bundles or (scratch / precision).exists():
-                record = (Bundle.load(scratch / precision).manifest.validation.get("openvino") or {})
-                candidates[-1].metric = record.get("metric")
+                candidate.reason = str(exc).splitlines()[0][:300]
+            if (scratch / candidate.name).exists():
+                written[candidate.name] = Bundle.load(scratch / candidate.name)
+                candidate.metric = (written[candidate.name].manifest.validation.get("openvino") or {}).get("metric")
+
+        for precision, skip in candidate_precisions(cpu_info()["isa"]):
+            trial(precision, skip)
+        for precision, skip in nncf_candidates(candidates, written):
+            trial(precision, skip, "nncf")
         feed = _timing_feed(source, options, bundles) if bundles else {}
         shape = ", ".join(f"{k} {list(v.shape)}" for k, v in feed.items() if getattr(v, "ndim", 0))
         if bundles:
             with reporter.stage(f"openvino: time {len(bundles)} validated candidate(s) at {shape}, {rounds} rounds"):
-                for precision, ms in _timed(bundles, feed, rounds).items():
-                    next(c for c in candidates if c.precision == precision).ms = ms
+                for name, ms in _timed(bundles, feed, rounds).items():
+                    next(c for c in candidates if c.name == name).ms = ms
         chosen = pick(candidates)
         if chosen is None:
-            reasons = "; ".join(f"{c.precision}: {c.reason}" for c in candidates if c.reason)
+            reasons = "; ".join(f"{c.name}: {c.reason}" for c in candidates if c.reason)
             raise EdgekitError(f"--precision auto: no candidate passed validation ({reasons})")
         record = {"runtime": "openvino", "rounds": rounds, "feed": shape, "chosen": chosen.precision,
+                  **({"quantizer": chosen.quantizer} if chosen.precision in ("int8", "mixed") else {}),
                   "why": _why(chosen, candidates), "candidates": [c.to_json() for c in candidates]}
         with staged_bundle(out, force=options.force) as root:
-            for item in (scratch / chosen.precision).iterdir():
+            for item in (scratch / chosen.name).iterdir():
                 os.replace(item, root / item.name)
             bundle = Bundle.load(root)
             bundle.manifest.pipeline["precision_auto"] = record
@@ -148,7 +180,7 @@ def _timed(bundles: dict, feed: dict, rounds: int) -> dict[str, float]:
 
 def _why(chosen: Candidate, candidates: list[Candidate]) -> str:
     others = [c for c in candidates if c is not chosen and c.ms is not None]
-    against = ", ".join(f"{c.precision} {c.ms:.2f} ms" for c in others) or "no other candidate passed"
-    left = [f"{c.precision} {c.status}" for c in candidates if c.status != "passed"]
-    return (f"fastest validated on this machine's OpenVINO: {chosen.precision} {chosen.ms:.2f} ms (vs {against})"
+    against = ", ".join(f"{c.name} {c.ms:.2f} ms" for c in others) or "no other candidate passed"
+    left = [f"{c.name} {c.status}" for c in candidates if c.status != "passed"]
+    return (f"fastest validated on this machine's OpenVINO: {chosen.name} {chosen.ms:.2f} ms (vs {against})"
             + (f"; not eligible: {', '.join(left)}" if left else ""))

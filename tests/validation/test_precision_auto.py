@@ -58,8 +58,10 @@ def test_auto_never_picks_a_candidate_that_failed_validation(tmp_path, calib, mo
     bundle = export_auto(resolve_source(TOY), out, options, SILENT, rounds=3)
     record = bundle.manifest.pipeline["precision_auto"]
     assert record["feed"] == "image [1, 3, 48, 40]"  # timed at --auto-shape, not at the 32² example
-    by = {c["precision"]: c for c in record["candidates"]}
-    assert [c["precision"] for c in record["candidates"]] == ["fp32", "bf16", "int8", "mixed"]
+    by = {c["precision"] + ("+" + c["quantizer"] if "quantizer" in c else ""): c for c in record["candidates"]}
+    assert list(by) == ["fp32", "bf16", "int8", "mixed", "int8+nncf", "mixed+nncf"]
+    for name in ("int8+nncf", "mixed+nncf"):  # zoo:toy has a Loop: NNCF would leave its body float
+        assert by[name]["status"] == "skipped" and "NNCF does not quantize Loop bodies" in by[name]["reason"]
     assert by["int8"]["status"] == "failed" and "planted" in by["int8"]["reason"] and "ms" not in by["int8"]
     passed = {p: c["ms"] for p, c in by.items() if c["status"] == "passed"}
     assert "fp32" in passed and record["chosen"] == min(passed, key=passed.get) != "int8"
@@ -70,6 +72,34 @@ def test_auto_never_picks_a_candidate_that_failed_validation(tmp_path, calib, mo
     jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is a dev extra")
     schema = json.loads((Path(edgekit.__file__).parent / "schemas" / "manifest.schema.json").read_text())
     jsonschema.validate(json.loads((out / "manifest.json").read_text()), schema)
+
+
+def test_auto_times_nncf_twins_of_int8_on_a_model_without_loop(tmp_path, monkeypatch):
+    chain = str(Path(__file__).parents[1] / "flow" / "tiny_models.py") + ":build_chain"
+    rng = np.random.default_rng(5)
+    feeds = {}
+    for i in range(6):
+        feeds[f"{i}/x"] = rng.standard_normal((1, 3, 16, 16)).astype(np.float32)
+        feeds[f"{i}/threshold"] = np.array([0.0, 0.5, 2.0][i % 3], np.float32)
+    np.savez(tmp_path / "calib.npz", **feeds)
+    monkeypatch.setattr(precision_auto, "candidate_precisions", lambda isa: [("fp32", None), ("int8", None)])
+    out = tmp_path / "b"
+    options = ExportOptions(calib=str(tmp_path / "calib.npz"), calib_samples=6)
+    bundle = export_auto(resolve_source(chain), out, options, SILENT, rounds=3)
+    record = bundle.manifest.pipeline["precision_auto"]
+    cands = record["candidates"]
+    assert [(c["precision"], c.get("quantizer")) for c in cands] == [("fp32", None), ("int8", None), ("int8", "nncf")]
+    assert cands[2]["status"] != "skipped", cands[2]  # exported and validated: no Loop to leave float
+    assert all("ms" in c for c in cands if c["status"] == "passed")
+    timed = {(c["precision"], c.get("quantizer", "edgekit")): c["ms"] for c in cands if c["status"] == "passed"}
+    best = min(timed, key=timed.get)
+    assert (record["chosen"], record.get("quantizer", "edgekit")) == best, record["why"]
+    if best == ("int8", "nncf"):
+        assert "int8+nncf" in record["why"] and bundle.manifest.artifacts["openvino"]["quantizer"] == "nncf"
+        assert bundle.manifest.pipeline["quantize"]["openvino"]["method"] == "nncf"
+    if record["chosen"] == "int8":
+        assert bundle.manifest.artifacts["openvino"]["quantized"]["quantized_in_subgraphs"] > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "calib.npz"]
 
 
 def test_no_candidate_passing_is_one_error_and_nothing_written(tmp_path, monkeypatch):
