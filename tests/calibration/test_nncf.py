@@ -49,6 +49,7 @@ def test_export_nncf_quantizes_if_branches_and_says_what_stays_float(toy_calib, 
     assert m["pipeline"]["quantize"]["method"] == "edgekit-qdq", "model.onnx stays edgekit's Q/DQ graph"
     assert m["artifacts"]["onnx"]["quantized"]["quantized_in_subgraphs"] == 4, "Q/DQ reaches the Loop body"
     assert "NNCF does not quantize Loop bodies: 1 compute op(s)" in result.stderr
+    assert _fake_quantize_consumers(out / "model.xml") == {"Convolution"}, "element-wise ops stay float"
     v = m["validation"]["openvino"]
     assert v["status"] == "passed" and v["precision"] == "int8" and v["path_agreement"] >= 0.95
     assert 0 < v["max_rel_l2"] < 0.05, "int8 is close to, but not identical with, fp32"
@@ -59,6 +60,25 @@ def test_export_nncf_quantizes_if_branches_and_says_what_stays_float(toy_calib, 
 
     schema = json.loads((Path(edgekit.__file__).parent / "schemas" / "manifest.schema.json").read_text())
     jsonschema.validate(manifest_of(out), schema)
+
+
+def _fake_quantize_consumers(xml) -> set[str]:
+    import openvino as ov
+
+    kinds: set[str] = set()
+
+    def visit(model):
+        for op in model.get_ordered_ops():
+            if op.get_type_name() == "FakeQuantize":
+                kinds.update(t.get_node().get_type_name() for t in op.output(0).get_target_inputs())
+            if op.get_type_name() == "If":
+                visit(op.get_function(0))
+                visit(op.get_function(1))
+            elif op.get_type_name() == "Loop":
+                visit(op.get_function())
+
+    visit(ov.Core().read_model(str(xml)))
+    return kinds
 
 
 def test_nncf_ir_matches_pytorch_on_fresh_inputs(toy_bundle, toy_calib, tmp_path):
