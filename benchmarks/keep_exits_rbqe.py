@@ -9,6 +9,7 @@ Bundles (made first, not timed; results/bundles/, not committed):
     edgekit export zoo:rbqe --keep-exits 4 --precision mixed -o ke-rbqe-mixed-k4 (and -k0): int8 + bf16 hint
     edgekit quantize ke-rbqe-fp32 --quantizer nncf --target openvino -o ke-rbqe-nncf (NNCF on the IR, #20)
     edgekit export zoo:rbqe --keep-exits 4 --precision int8|mixed --quantizer nncf -o ke-rbqe-nncf-k4 / -nncf-mixed-k4
+    (and --keep-exits 0 --precision int8 --quantizer nncf -o ke-rbqe-nncf-k0)
 Two policies on the 25 held-out 256² crops (5 photos × JPEG QF 10–50): threshold 2 (every crop to exit 5,
 the issue's "exit 5" target) and threshold 0.6 (every crop to exit 1: the fitted policy of
 benchmarks/README.md's chain table). Every variant runs every crop once per round, interleaved; a crop's
@@ -38,7 +39,8 @@ VARIANTS = {  # name → (bundle, threshold)
     "exit 1": [("PyTorch eager fp32 at the shipped threshold 0.79 (#19's baseline)", "eager@0.79"),
                ("OpenVINO fp32, 5 exits", "ke-rbqe-fp32"), ("OpenVINO fp32, --keep-exits 0", "ke-rbqe-fp32-k0"),
                ("OpenVINO int8, 5 exits", "ke-rbqe-int8"), ("OpenVINO int8, --keep-exits 0", "ke-rbqe-int8-k0"),
-               ("OpenVINO mixed (int8 + bf16), --keep-exits 0", "ke-rbqe-mixed-k0")],
+               ("OpenVINO mixed (int8 + bf16), --keep-exits 0", "ke-rbqe-mixed-k0"),
+               ("OpenVINO int8 NNCF, --keep-exits 0", "ke-rbqe-nncf-k0")],
 }
 THRESHOLD = {"exit 5": 2.0, "exit 1": 0.6}
 

@@ -27,10 +27,17 @@ def toy_calib(toy_bundle, tmp_path_factory):
     return path
 
 
-def test_export_nncf_quantizes_if_branches_and_says_what_stays_float(toy_calib, tmp_path):
-    out = tmp_path / "nncf"
+@pytest.fixture(scope="module")
+def nncf_export(toy_calib, tmp_path_factory):
+    """zoo:toy exported with `--precision int8 --quantizer nncf` through the CLI: (bundle, CLI result)."""
+    out = tmp_path_factory.mktemp("nncf") / "nncf"
     result = run_cli("export", TOY, "--precision", "int8", "--quantizer", "nncf", "--calib", toy_calib,
                      "--target", "openvino", "--out", out, "--json")
+    return out, result
+
+
+def test_export_nncf_quantizes_if_branches_and_says_what_stays_float(nncf_export):
+    out, result = nncf_export
     assert result.returncode == 0, result.stderr
     m = json.loads(result.stdout)  # NNCF's progress bars must not reach stdout
     entry = m["artifacts"]["openvino"]
@@ -81,16 +88,15 @@ def _fake_quantize_consumers(xml) -> set[str]:
     return kinds
 
 
-def test_nncf_ir_matches_pytorch_on_fresh_inputs(toy_bundle, toy_calib, tmp_path):
+def test_nncf_ir_matches_pytorch_on_fresh_inputs(nncf_export):
     import torch
 
+    from edgekit.bundle import Bundle
     from edgekit.runtimes import open_runner
     from edgekit.sources import resolve_source
-    from edgekit.bundle import Bundle
 
-    out = tmp_path / "nncf"
-    assert run_cli("export", TOY, "--precision", "int8", "--quantizer", "nncf", "--calib", toy_calib,
-                   "--target", "openvino", "--out", out, "--no-validate").returncode == 0
+    out, result = nncf_export
+    assert result.returncode == 0, result.stderr
     module = resolve_source(TOY).module.eval()
     rng = np.random.default_rng(11)
     runner = open_runner(Bundle.load(out), "openvino")
