@@ -5,6 +5,8 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= all,dev
 BIN := $(VENV)/bin
+# the slowest tests are listed after the run: the suite must stay under 30 min on a fresh clone
+PYTEST_ARGS ?= --durations=25
 
 .PHONY: install demo test clean cpp-deps
 

@@ -59,7 +59,12 @@ def print_inspect(info: dict) -> None:
         for key, entry in manifest["artifacts"].items():
             for e in entry if isinstance(entry, list) else [entry]:
                 details = ", ".join(f"{k}={v}" for k, v in e.items()
-                                    if k in ("opset", "compute_capability", "builder", "openvino_version", "torch_version"))
+                                    if k in ("opset", "compute_capability", "builder", "openvino_version", "torch_version",
+                                             "quantizer", "inference_precision"))
+                if e.get("quantized"):
+                    q = e["quantized"]
+                    details += (f"; int8 {q['quantized']}/{q['total']} compute ops "
+                                f"({q['quantized_in_subgraphs']} in If/Loop bodies)")
                 if e.get("layers"):
                     # the most frequent layer types, plus every control-flow and Q/DQ type whatever its count
                     shown = list(e["layers"])[:6] + [k for k in e["layers"] if k in KEY_LAYERS]

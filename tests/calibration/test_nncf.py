@@ -60,6 +60,10 @@ def test_export_nncf_quantizes_if_branches_and_says_what_stays_float(nncf_export
     v = m["validation"]["openvino"]
     assert v["status"] == "passed" and v["precision"] == "int8" and v["path_agreement"] >= 0.95
     assert 0 < v["max_rel_l2"] < 0.05, "int8 is close to, but not identical with, fp32"
+    shown = run_cli("inspect", out)  # a person reading the bundle sees who quantized what
+    # rich tables go to stderr, a long cell wrapped over lines whose other cells are empty: compare the cell's text
+    text = "".join(shown.stderr.replace("│", "").split())
+    assert shown.returncode == 0 and "quantizer=nncf;int83/5computeops(3inIf/Loopbodies)" in text, shown.stderr
     jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is a dev extra")
     from pathlib import Path
 
