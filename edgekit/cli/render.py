@@ -17,8 +17,9 @@ def print_precision_auto(record: dict | None) -> None:
     for c in record["candidates"]:
         colour = {"passed": "green", "failed": "red", "skipped": "yellow"}[c["status"]]
         drop = f"{c['metric']['metric']} {c['metric']['drop']:+.4g}" if c.get("metric") else "-"
-        mark = " ← chosen" if c["precision"] == record["chosen"] else ""
-        table.add_row(c["precision"] + mark, f"[{colour}]{c['status']}[/]", f"{c['ms']:.2f}" if "ms" in c else "-",
+        name = c["precision"] + (f"+{c['quantizer']}" if "quantizer" in c else "")
+        chosen = c["precision"] == record["chosen"] and c.get("quantizer", "edgekit") == record.get("quantizer", "edgekit")
+        table.add_row(name + (" ← chosen" if chosen else ""), f"[{colour}]{c['status']}[/]", f"{c['ms']:.2f}" if "ms" in c else "-",
                       drop, c.get("reason") or "")
     console.print(table)
     console.print(record["why"])

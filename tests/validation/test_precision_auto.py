@@ -29,6 +29,19 @@ def test_pick_is_budget_first_then_fastest():
     assert pick([Candidate("int8", "failed", "x", ms=1.0)]) is None
 
 
+def test_the_table_marks_the_chosen_quantizer_not_every_candidate_of_its_precision():
+    from edgekit.cli.render import print_precision_auto
+    from edgekit.ui import console
+
+    record = {"runtime": "openvino", "rounds": 3, "chosen": "mixed", "quantizer": "nncf", "why": "planted",
+              "candidates": [{"precision": "mixed", "status": "passed", "ms": 2.0},
+                             {"precision": "mixed", "quantizer": "nncf", "status": "passed", "ms": 1.0}]}
+    with console.capture() as captured:
+        print_precision_auto(record)
+    rows = [line for line in captured.get().splitlines() if "mixed" in line]
+    assert len(rows) == 2 and "chosen" not in rows[0] and "mixed+nncf ← chosen" in rows[1]
+
+
 @pytest.fixture
 def calib(tmp_path) -> str:
     rng = np.random.default_rng(3)
