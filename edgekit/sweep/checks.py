@@ -110,7 +110,7 @@ def settings_of(data: dict, key: str, cls, where: str):
 
 
 KIND = {"calib": str, "calib_samples": int, "max_drop": float, "samples": int, "validate": bool,
-         "opset": int,
+         "opset": int, "quantizer": str,
          "importance": str, "adapter": str, "rank": int, "steps": int, "recover_minutes": float, "allocation": str,
          "iters": int, "warmup": int, "threads": int, "native": str, "native_runner": str,
          "budget": float, "data": str, "metric": str}

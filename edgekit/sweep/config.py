@@ -10,7 +10,7 @@ local_device = "cpu-2core"     # the device label of this machine without --ray 
 
 [axes]                         # every combination is one cell
 density = [1.0, 0.5]           # 1.0: no prune stage
-precision = ["fp32", "int8"]
+precision = ["fp32", "int8"]   # also fp16, bf16, mixed (openvino) and auto (onnx + openvino: the fastest validated)
 runtime = ["onnxruntime", "openvino"]
 shape = ["1x1x256x256"]        # benchmark input shape ("NAME=1x3x64x64"; bare: the first tensor input)
 device = ["cpu-2core"]         # where each benchmark must run (default: [local_device])
@@ -21,7 +21,8 @@ threshold = [2.0]
 name = "psnr"                  # default: the model's task_metric(), else output cosine vs fp32
 budget = 0.3                   # the largest drop from the fp32 unpruned reference a variant may have
 
-[export]                       # calib, calib_samples, max_drop (int8 accuracy control), samples, validate, opset
+[export]                       # calib, calib_samples, max_drop (int8 accuracy control), samples, validate, opset,
+                               # quantizer ("edgekit" | "nncf": who quantizes the openvino IR of int8/mixed cells)
 [prune]                        # importance, adapter, rank, steps, recover_minutes, allocation
 [tune]                         # optional: fit every cell's knobs (exit thresholds, step counts) on its own
                                # bundle and runtime before it is measured (edgekit tune): budget (default: the
@@ -42,7 +43,8 @@ from pathlib import Path
 from edgekit.sweep.checks import (ConfigError, check_density, check_label, check_scalar, check_shape, check_string,
                                   choice, list_of, no_unknown, settings_of, table_of)
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8", "mixed", "auto")
+OPENVINO_ONLY = ("bf16", "mixed", "auto")  # precisions that need the openvino runtime in the sweep
 RUNTIMES = ("torch", "onnxruntime", "openvino", "tensorrt")
 RUNTIME_TARGET = {"onnxruntime": "onnx", "openvino": "openvino", "tensorrt": "tensorrt"}
 NATIVE = ("cpp", "c")  # bench.native: the runners of examples/cpp and examples/c
@@ -55,6 +57,7 @@ class ExportSettings:
     calib: str | None = None
     calib_samples: int = 64
     max_drop: float | None = None  # int8 cells: export --max-drop (sensitive layers stay float)
+    quantizer: str = "edgekit"  # int8/mixed cells: export --quantizer (edgekit | nncf)
     samples: int = 8
     validate: bool = True
     opset: int = 18
@@ -138,6 +141,16 @@ class SweepConfig:
         return tuple(dict.fromkeys(["onnx"] + [RUNTIME_TARGET[r] for r in self.runtime if r in RUNTIME_TARGET]))
 
 
+def _check_precisions(precision: list[str], runtime: list[str], where: str) -> None:
+    for p in precision:
+        if p in OPENVINO_ONLY and "openvino" not in runtime:
+            raise ConfigError(f"{where}: axes.precision = {p!r}: a precision of the openvino target; add "
+                              f"\"openvino\" to [axes] runtime")
+    if "auto" in precision and "tensorrt" in runtime:
+        raise ConfigError(f"{where}: axes.precision = 'auto' times its candidates on this machine's OpenVINO; "
+                          f"runtime tensorrt can't be timed that way (sweep it at a fixed precision)")
+
+
 def load_config(path: str | Path) -> SweepConfig:
     """Read and check `path`. Raises ConfigError naming the file and the key at fault."""
     path = Path(path)
@@ -176,6 +189,7 @@ def config_from_dict(data: dict, path: Path) -> SweepConfig:
     if not isinstance(feeds_table, dict):
         raise ConfigError(f"{where}: [axes] feeds must be a table of input name = [values]")
     feeds = {k: list_of(feeds_table, k, None, where, check_scalar, f"axes.feeds.{k}") for k in feeds_table}
+    _check_precisions(precision, runtime, where)
 
     metric_table = table_of(data, "metric", where)
     no_unknown(metric_table, ("name", "budget"), f"{where}: [metric]", "key")
@@ -189,11 +203,17 @@ def config_from_dict(data: dict, path: Path) -> SweepConfig:
     if metric and ":" in metric and metric.split(":")[0].endswith(".py"):
         metric = str(base / metric)  # FILE.py:fn, relative to the config like the source
 
+    export = _with_calib_path(settings_of(data, "export", ExportSettings, where), base)
+    if export.quantizer not in ("edgekit", "nncf"):
+        raise ConfigError(f"{where}: export.quantizer = {export.quantizer!r}: expected one of edgekit, nncf")
+    if export.quantizer == "nncf" and not ({"int8", "mixed"} & set(precision) and "openvino" in runtime):
+        raise ConfigError(f"{where}: export.quantizer = 'nncf' quantizes the openvino IR of int8/mixed cells: "
+                          f"add int8 or mixed to [axes] precision and openvino to [axes] runtime")
     return SweepConfig(
         path=path, name=name, source=_source(source.strip(), base), out=out, cache=cache, local_device=local,
         density=density, precision=precision, runtime=runtime, shape=shape, device=device, feeds=feeds,
         metric=metric, budget=budget,
-        export=_with_calib_path(settings_of(data, "export", ExportSettings, where), base),
+        export=export,
         prune=_prune_settings(data, where),
         bench=_bench_settings(data, where, base),
         tune=_tune_settings(data, where, base) if "tune" in data else None,

@@ -103,15 +103,24 @@ def export_stage(payload: dict, out: Path, prune: dict | None = None) -> dict:
     from edgekit.pipeline import ExportOptions, export_bundle
     from edgekit.sources import resolve_source
 
+    precision = payload["precision"]
+    quantized = precision in ("int8", "mixed")
     options = ExportOptions(
-        targets=tuple(payload["targets"]), precision=payload["precision"], validate=payload["validate"],
-        samples=payload["samples"], opset=payload["opset"], calib=payload["calib"],
+        targets=tuple(payload["targets"]), precision="fp32" if precision == "auto" else precision,
+        validate=payload["validate"], samples=payload["samples"], opset=payload["opset"], calib=payload["calib"],
         calib_samples=payload["calib_samples"], adapter=Path(prune["adapter"]) if prune else None, force=True,
-        max_drop=payload.get("max_drop") if payload["precision"] == "int8" else None,
+        max_drop=payload.get("max_drop") if quantized or precision == "auto" else None,
+        quantizer=payload.get("quantizer", "edgekit") if quantized else "edgekit",
     )
     error = None
     try:
-        bundle = export_bundle(resolve_source(payload["source"]), out / "bundle", options)
+        if precision == "auto":  # every candidate exported and validated, the fastest here kept
+            from edgekit.export.precision_auto import export_auto
+            from edgekit.ui import SILENT
+
+            bundle = export_auto(resolve_source(payload["source"]), out / "bundle", options, SILENT)
+        else:
+            bundle = export_bundle(resolve_source(payload["source"]), out / "bundle", options)
     except ValidationFailed as exc:  # the bundle is written; the cells of the failing runtimes fail
         bundle, error = Bundle.load(out / "bundle"), str(exc)
     sizes = {k: v.get("size_bytes") for k, v in bundle.manifest.artifacts.items() if isinstance(v, dict)}

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 
+from edgekit.bundle import Bundle
 from edgekit.sweep.config import ConfigError, load_config
 from conftest import run_cli
 from sweep_helpers import TOY, write_sweep
@@ -25,7 +28,9 @@ def test_cells_are_the_product_of_the_axes(tmp_path):
 @pytest.mark.parametrize("axes, message", [
     ('colour = ["red"]', "[axes]: unknown axis 'colour'"),
     ("density = [2.0]", "axes.density = 2.0: a density is a fraction of channels kept, in (0, 1]"),
-    ('precision = ["int4"]', "axes.precision = 'int4': expected one of fp32, fp16, int8"),
+    ('precision = ["int4"]', "axes.precision = 'int4': expected one of fp32, fp16, bf16, int8, mixed, auto"),
+    ('precision = ["mixed"]\nruntime = ["onnxruntime"]', "axes.precision = 'mixed': a precision of the openvino"),
+    ('precision = ["auto"]\nruntime = ["openvino", "tensorrt"]', "runtime tensorrt can't be timed that way"),
     ('runtime = ["tflite"]', "axes.runtime = 'tflite': expected one of"),
     ('shape = ["1x3xHx32"]', "axes.shape = '1x3xHx32': expected a shape"),
     ('device = ["orin nx"]', "axes.device = 'orin nx': a device label"),
@@ -36,6 +41,34 @@ def test_bad_axes_are_named(tmp_path, axes, message):
         load_config(write_sweep(tmp_path, axes))
     assert message in str(info.value)
     assert str(tmp_path) in str(info.value)
+
+
+@pytest.mark.parametrize("axes, quantizer, message", [
+    ('precision = ["int8"]\nruntime = ["openvino"]', "tflite", "export.quantizer = 'tflite': expected one of"),
+    ('precision = ["fp32"]\nruntime = ["openvino"]', "nncf", "add int8 or mixed to [axes] precision"),
+])
+def test_bad_quantizer_is_named(tmp_path, axes, quantizer, message):
+    path = write_sweep(tmp_path, axes)
+    path.write_text(path.read_text().replace("[export]\n", f'[export]\nquantizer = "{quantizer}"\n'))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert message in str(info.value)
+
+
+def test_an_auto_cell_exports_the_fastest_validated_candidate(tmp_path, monkeypatch):
+    from edgekit.export import precision_auto
+    from edgekit.sweep.stages import export_stage
+
+    monkeypatch.setattr(precision_auto, "candidate_precisions", lambda isa: [("fp32", None), ("int8", None)])
+    path = write_sweep(tmp_path, 'precision = ["auto"]\nruntime = ["onnxruntime", "openvino"]')
+    config = load_config(path)
+    payload = {"source": config.source, "precision": "auto", "targets": list(config.targets()), **asdict(config.export)}
+    result = export_stage(payload, tmp_path / "stage")
+    record = Bundle.load(result["bundle"]).manifest.pipeline["precision_auto"]
+    assert [c["precision"] for c in record["candidates"]][:2] == ["fp32", "int8"]
+    passed = {c["precision"]: c["ms"] for c in record["candidates"] if c["status"] == "passed"}
+    assert record["chosen"] == min(passed, key=passed.get)
+    assert result["validation"]["openvino"]["status"] == "passed"
 
 
 def test_bad_settings_are_named(tmp_path):
