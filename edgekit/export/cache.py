@@ -32,7 +32,7 @@ ENTRY = "entry.json"
 # our own code that shapes each kind of entry: an edit to it must miss the cache
 _EXPORT_CODE = ("export/onnx.py", "export/cleanup.py", "export/controlflow.py", "export/subgraph_weights.py")
 # (a target is cached only once it has an entry here and in _VERSIONS: its builder code and backend)
-TARGET_CODE = {"openvino": ("export/openvino.py", "export/targets.py"),
+TARGET_CODE = {"openvino": ("export/openvino.py", "export/groupnorm.py", "export/targets.py"),
                "tensorrt": ("export/tensorrt.py", "export/trt_compat.py", "export/fp16.py", "export/targets.py")}
 _VERSIONS = {"onnx": ("torch", "onnx", "onnxscript", "onnx-ir", "onnxslim"), "openvino": ("openvino",),
              "tensorrt": ("tensorrt", "tensorrt-rtx-cu12", "tensorrt_rtx_cu12", "tensorrt-cu12")}
