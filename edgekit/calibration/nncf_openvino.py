@@ -72,7 +72,7 @@ def nncf_ir(fp32_onnx: Path, xml_path: Path, feeds: list[dict], excluded: dict[s
     xml_path = Path(xml_path)
     fp32_xml = xml_path.with_name(xml_path.stem + ".nncf-in.xml")
     try:
-        ir_from_onnx(Path(fp32_onnx), fp32_xml, "fp32")
+        converted = ir_from_onnx(Path(fp32_onnx), fp32_xml, "fp32")
         model = ov.Core().read_model(str(fp32_xml))
     finally:
         fp32_xml.unlink(missing_ok=True)
@@ -94,5 +94,7 @@ def nncf_ir(fp32_onnx: Path, xml_path: Path, feeds: list[dict], excluded: dict[s
              "nncf_version": nncf.__version__, "quantized": counts.to_json()}
     if precision == "mixed":
         entry["inference_precision"] = "bf16"
+    if "rewrites" in converted:
+        entry["rewrites"] = converted["rewrites"]
     return entry
 
