@@ -29,7 +29,7 @@ class Block(nn.Module):
         return self.out(torch.nn.functional.silu(self.norm(self.conv(x))))
 
 
-def _export(tmp_path, dynamic: bool) -> onnx.ModelProto:
+def _export(tmp_path, dynamic: bool) -> tuple[onnx.ModelProto, nn.Module]:
     torch.manual_seed(0)
     module = Block().eval()
     path = tmp_path / f"block{int(dynamic)}.onnx"
