@@ -201,6 +201,7 @@ class BufferConv(nn.Module):
 
 
 def build():
+    torch.manual_seed(0)  # fixed weights and example: unseeded, output_1 (a mean near 0) once missed the fp32 rel-L2 gate
     return BufferConv().eval()
 '''
 
