@@ -13,7 +13,8 @@ from torch import nn
 
 from edgekit.errors import SourceError
 
-Score = Callable[[torch.Tensor], torch.Tensor]
+Score = Callable[..., torch.Tensor]
+Features = torch.Tensor | tuple[torch.Tensor, ...]  # a stage's output: one tensor, or several (skips)
 
 
 class ExitChain(nn.Module):
@@ -30,14 +31,15 @@ class ExitChain(nn.Module):
     def __init__(self, stages: Sequence[nn.Module], heads: Sequence[nn.Module], scores: Sequence[Score], *,
                  example_input: torch.Tensor, threshold: float, threshold_input: str, input_name: str,
                  dynamic_shapes: Mapping[int, str] | None, probe_inputs: Sequence[torch.Tensor] | None,
-                 thresholds: Sequence[float] | None):
+                 thresholds: Sequence[float] | None, score_on: str = "output"):
         super().__init__()
         self.stages = nn.ModuleList(stages)
         self.heads = nn.ModuleList(heads)
         self._scores = list(scores)
+        self.score_on = score_on
         # learned scores (nn.Module) train, export and save with the chain; plain functions need no home
         self.score_modules = nn.ModuleList(dict.fromkeys(s for s in scores if isinstance(s, nn.Module)))
-        self.input_names = (input_name, threshold_input)
+        self._names = (input_name, threshold_input)
         self.threshold = float(threshold)
         self._example = example_input.detach().clone()
         self._dynamic = dict(dynamic_shapes or {})
@@ -45,8 +47,20 @@ class ExitChain(nn.Module):
         self._thresholds = list(thresholds) if thresholds is not None else None
 
     @property
+    def input_names(self) -> tuple[str, ...]:
+        return self._names
+
+    @property
     def num_exits(self) -> int:
         return len(self.heads)
+
+    def run_stage(self, k: int, features: Features) -> Features:
+        """Stage k on the previous stage's features (the chain's input for k = 0). A subclass that keeps
+        its layers elsewhere (zoo:rbqe's UNet++ nodes) overrides this, run_head and num_exits."""
+        return self.stages[k](features)
+
+    def run_head(self, k: int, features: Features) -> torch.Tensor:
+        return self.heads[k](features)
 
     # --- the graph ------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, threshold: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,31 +68,33 @@ class ExitChain(nn.Module):
 
     def _continue(self, k: int, features: torch.Tensor, threshold: torch.Tensor):
         """Stage k and its head; below the last exit, branch on score ≥ threshold (one nested torch.cond)."""
-        features = self.stages[k](features)
-        out = self.heads[k](features)
+        features = self.run_stage(k, features)
+        out = self.run_head(k, features)
         if k == self.num_exits - 1:
             return out, torch.full((), k, dtype=torch.int64)
+        packed = isinstance(features, tuple)  # several tensors (skip connections): flat cond operands
 
         # Branch pitfalls (DESIGN.md §6): an operand returned as is fails ("aliasing") → clone; a constant
         # made with torch.tensor fails → torch.full.
-        def stop(out, features, threshold):
+        def stop(out, threshold, *flat):
             return out.clone(), torch.full((), k, dtype=torch.int64)
 
-        def deeper(out, features, threshold):
-            result, index = self._continue(k + 1, features, threshold)
+        def deeper(out, threshold, *flat):
+            result, index = self._continue(k + 1, tuple(flat) if packed else flat[0], threshold)
             return result.clone(), index
 
-        good = self.score_of(k, out) >= threshold
-        operands = (out, features, threshold)
+        good = self.score_of(k, features if self.score_on == "features" else out) >= threshold
+        operands = (out, threshold, *(features if packed else (features,)))
         if torch.compiler.is_compiling() or torch.compiler.is_exporting():
             return torch.cond(good, stop, deeper, operands)
         # Eager: the same branches picked in Python (eager torch.cond compiles itself with dynamo, seconds
         # per new input shape, which would make the PyTorch reference slow).
         return stop(*operands) if bool(good) else deeper(*operands)
 
-    def score_of(self, k: int, out: torch.Tensor) -> torch.Tensor:
-        """Exit k's score of its output; raises SourceError unless it is a 0-d tensor."""
-        score = self._scores[min(k, len(self._scores) - 1)](out)
+    def score_of(self, k: int, value: Features) -> torch.Tensor:
+        """Exit k's score of its output (of stage k's features with score_on="features"); raises
+        SourceError unless it is a 0-d tensor."""
+        score = self._scores[min(k, len(self._scores) - 1)](value)
         if not isinstance(score, torch.Tensor) or score.dim() != 0:
             shape = list(score.shape) if isinstance(score, torch.Tensor) else type(score).__name__
             raise SourceError(f"exit_chain: the score of exit {k} must be a 0-d tensor (one decision for the "
@@ -89,19 +105,25 @@ class ExitChain(nn.Module):
     def run_all_exits(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Every exit's output, shallow to deep, no branching: for training (a loss on each exit) and for
         dependency tracing (pruning)."""
-        outs, features = [], x
-        for stage, head in zip(self.stages, self.heads):
-            features = stage(features)
-            outs.append(head(features))
-        return tuple(outs)
+        return tuple(out for _, out in self._every_exit(x))
 
-    forward_all = run_all_exits  # the zoo's name (zoo:rbqe)
+    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """run_all_exits under the name pruning and the zoo's training read."""
+        return self.run_all_exits(x)
+
+    def _every_exit(self, x: torch.Tensor) -> list[tuple[Features, torch.Tensor]]:
+        pairs, features = [], x
+        for k in range(self.num_exits):
+            features = self.run_stage(k, features)
+            pairs.append((features, self.run_head(k, features)))
+        return pairs
 
     def exit_scores(self, x: torch.Tensor) -> torch.Tensor:
         """[num_exits − 1] scores of the early exits on `x` (the last exit has no decision to make)."""
         with torch.no_grad():
-            outs = self.run_all_exits(x)
-            return torch.stack([self.score_of(k, o).double() for k, o in enumerate(outs[:-1])])
+            pairs = self._every_exit(x)[:-1]
+            return torch.stack([self.score_of(k, f if self.score_on == "features" else o).double()
+                                for k, (f, o) in enumerate(pairs)])
 
     def exit_of(self, scores: torch.Tensor, threshold: float) -> int:
         """The exit the graph takes for these early-exit scores at `threshold`."""
@@ -150,7 +172,7 @@ def exit_chain(stages: Sequence[nn.Module], heads: Sequence[nn.Module], score: S
                example_input: torch.Tensor, threshold: float = 0.5, threshold_input: str = "threshold",
                input_name: str = "x", dynamic_shapes: Mapping[int, str] | None = None,
                probe_inputs: Sequence[torch.Tensor] | None = None,
-               thresholds: Sequence[float] | None = None) -> ExitChain:
+               thresholds: Sequence[float] | None = None, score_on: str = "output") -> ExitChain:
     """An early-exit network from your own pieces, frozen and in eval mode, ready for `edgekit export`.
 
     stages, heads: one per exit (stage k feeds stage k+1 and head k). score: a callable or nn.Module
@@ -159,7 +181,9 @@ def exit_chain(stages: Sequence[nn.Module], heads: Sequence[nn.Module], score: S
     and default value. dynamic_shapes: {axis: dim name} for the input (e.g. {0: "batch"}). probe_inputs:
     real inputs to plant the validation thresholds with (default: noisy copies of example_input).
     thresholds: the `edgekit tune` candidates (default: quantiles of the probes' scores, plus one above
-    them all: the costliest, deepest setting).
+    them all: the costliest, deepest setting). score_on: "output" (the score reads exit k's output) or
+    "features" (stage k's features, e.g. a confidence computed before the head). A stage may return a
+    tuple of tensors (skip connections for later stages); heads and the next stage receive the tuple.
 
     Raises SourceError for mismatched stages/heads, heads whose outputs differ in shape or dtype, or a
     score that is not a 0-d tensor on example_input.
@@ -173,9 +197,11 @@ def exit_chain(stages: Sequence[nn.Module], heads: Sequence[nn.Module], score: S
                           f"got {score!r}")
     if not isinstance(example_input, torch.Tensor):
         raise SourceError("exit_chain: example_input must be a tensor (the model's input, batch included)")
+    if score_on not in ("output", "features"):
+        raise SourceError(f"exit_chain: score_on must be 'output' or 'features', got {score_on!r}")
     chain = ExitChain(stages, heads, scores, example_input=example_input, threshold=threshold,
                       threshold_input=threshold_input, input_name=input_name, dynamic_shapes=dynamic_shapes,
-                      probe_inputs=probe_inputs, thresholds=thresholds).frozen()
+                      probe_inputs=probe_inputs, thresholds=thresholds, score_on=score_on).frozen()
     _check_on_example(chain)
     return chain
 
@@ -194,5 +220,4 @@ def _check_on_example(chain: ExitChain) -> None:
             listed = ", ".join(f"exit {i}: {k}" for i, k in enumerate(kinds))
             raise SourceError(f"exit_chain: every head must return one tensor of the same shape and dtype "
                               f"(they are the branches of an If); got {listed}")
-        for k, out in enumerate(outs[:-1]):
-            chain.score_of(k, out)
+        chain.exit_scores(chain._example)

@@ -47,6 +47,11 @@ class Sampler(nn.Module):
         self.seed = seed
 
     def forward(self, x: torch.Tensor, num_steps: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return self.run(x, num_steps, noise)
+
+    def run(self, x: torch.Tensor, num_steps: torch.Tensor, noise: torch.Tensor, *context: torch.Tensor):
+        """The loop, for a model that wraps the sampler in its own forward (zoo:storm: a predictive pass
+        first). `context` tensors, computed once before the loop, reach every step: step(x, i, n, z, *context)."""
         n = torch.clamp(num_steps.to(torch.int64), 1, self.max_steps)
 
         def keep_going(i, x):
@@ -54,7 +59,7 @@ class Sampler(nn.Module):
 
         def body(i, x):
             z = noise.index_select(0, i.reshape(1))[0]  # noise[i] as tensor ops: no data-dependent int
-            return i + 1, self.step(x, i, n, z)
+            return i + 1, self.step(x, i, n, z, *context)
 
         # the carried x is a copy: a loop output may not alias a graph input
         state = (torch.zeros((), dtype=torch.int64), x.clone())
@@ -68,10 +73,11 @@ class Sampler(nn.Module):
             state = (i, new)
         return state[1]
 
-    def step(self, x: torch.Tensor, i: torch.Tensor, n: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def step(self, x: torch.Tensor, i: torch.Tensor, n: torch.Tensor, z: torch.Tensor,
+             *context: torch.Tensor) -> torch.Tensor:
         """One step of the sampler (the function or module it was built from)."""
         step = self.step_module if self.step_module is not None else self._step_fn
-        return step(x, i, n, z)
+        return step(x, i, n, z, *context)
 
     def make_noise(self, seed: int | None = None) -> torch.Tensor:
         """Standard normal noise [max_steps, *noise_shape] from `seed` (default: the sampler's)."""

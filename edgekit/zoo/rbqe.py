@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from edgekit.errors import SourceError
+from edgekit.flow.exits import ExitChain
 from edgekit.zoo.rbqe_blocks import Eca, Up, conv_relu, separable
 from edgekit.zoo.rbqe_iqam import PATCH_SIZE, Iqam
 from edgekit.zoo.registry import register_zoo
@@ -20,20 +21,23 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 SHIPPED_WEIGHTS = {("jpeg", 32, 5): WEIGHTS_DIR / "rbqe_jpeg_w32.pt"}
 
 
-class Rbqe(nn.Module):
+class Rbqe(ExitChain):
     """(image (B,1,H,W) luma in [0,1], threshold scalar) → (enhanced (B,1,H,W), exit_index int64 scalar).
 
     Node x[i, j] sits at scale i (H/2^i) and column j. Stage k computes the anti-diagonal i + j = k, which
     is all exit k needs: deeper exits reuse every earlier node. After exits 1..levels-1 the IQAM score of
     the output (the batch's minimum) is compared with `threshold`; the first exit that reaches it returns,
     the last always does. H and W must be multiples of 2**levels (32 for the default 5 levels).
+
+    An `edgekit.flow.ExitChain` (nested torch.cond → nested ONNX If, written once there): its stages pass
+    (image, every node so far) on, so the layers stay where the checkpoints have them (stem, down, up, …)
+    and run_stage / run_head below index them.
     """
 
     input_names = ("image", "threshold")
     output_names = ("enhanced", "exit_index")
 
     def __init__(self, width: int = 32, levels: int = 5, codec: str = "jpeg", iqam: str = "robust"):
-        super().__init__()
         if iqam not in ("paper", "robust"):
             raise SourceError(f"zoo:rbqe: iqam={iqam!r}: choose paper (Xing et al.) or robust (quiet patches "
                               f"count as clean: exit decisions that survive int8 noise)")
@@ -41,8 +45,12 @@ class Rbqe(nn.Module):
             raise SourceError(f"zoo:rbqe: unknown codec {codec!r} (valid: {', '.join(PATCH_SIZE)})")
         if levels < 2:
             raise SourceError("zoo:rbqe: levels must be at least 2")
+        # the hooks below replace the chain's own example, feeds and knobs; nothing here draws random numbers
+        # (the layers' init order is the checkpoints' and the seed's)
+        super().__init__([], [], [self._decision], example_input=torch.zeros(1, 1, 64, 64),
+                         threshold=DEFAULT_THRESHOLD[codec], threshold_input="threshold", input_name="image",
+                         dynamic_shapes=None, probe_inputs=None, thresholds=None)
         self.width, self.levels, self.codec = width, levels, codec
-        self.threshold = DEFAULT_THRESHOLD[codec]
         self.stem = nn.Sequential(*conv_relu(1, width), *conv_relu(width, width))
         self.down = nn.ModuleList(
             nn.Sequential(*conv_relu(width, width), *conv_relu(width, width), *conv_relu(width, width, 2))
@@ -67,7 +75,32 @@ class Rbqe(nn.Module):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
 
-    # --- the network --------------------------------------------------------------------------
+    def forward(self, image: torch.Tensor, threshold: torch.Tensor):
+        return super().forward(image, threshold)  # torch.export names the graph inputs after these args
+
+    # --- the network: the chain's stages, heads and score -----------------------------------------
+    @property
+    def num_exits(self) -> int:
+        return self.levels
+
+    def run_stage(self, k: int, state):
+        """Stage k (0-based) computes anti-diagonal k + 1. state: the image (k = 0), else the previous
+        stage's (image, nodes in the order _stage adds them)."""
+        if k == 0:
+            image, nodes = state, {(0, 0): self.stem(state)}
+        else:
+            image, *values = state
+            nodes = dict(zip(_node_keys(k), values))
+        self._stage(k + 1, nodes)
+        return (image, *nodes.values())
+
+    def run_head(self, k: int, state) -> torch.Tensor:
+        image, top = state[0], state[-1]  # the newest node is x[0, k + 1]
+        return self._exit(k + 1, top, image)
+
+    def _decision(self, out: torch.Tensor) -> torch.Tensor:
+        return self.iqam(out).min()
+
     def _stage(self, k: int, nodes: dict[tuple[int, int], torch.Tensor]) -> torch.Tensor:
         """Add the nodes of anti-diagonal k to `nodes` and return the top-row feature x[0, k]."""
         nodes[(k, 0)] = self.down[k - 1](self.gate_down[k - 1](nodes[(k - 1, 0)]))
@@ -79,37 +112,6 @@ class Rbqe(nn.Module):
 
     def _exit(self, k: int, top: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         return self.exits[k - 1](self.gate_exit[k - 1](top)) + image  # global residual
-
-    def forward_all(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Every exit's output, shallow to deep (training, dependency tracing)."""
-        nodes = {(0, 0): self.stem(image)}
-        return tuple(self._exit(k, self._stage(k, nodes), image) for k in range(1, self.levels + 1))
-
-    def forward(self, image: torch.Tensor, threshold: torch.Tensor):
-        nodes = {(0, 0): self.stem(image)}
-        return self._continue(1, image, threshold, nodes)
-
-    def _continue(self, k, image, threshold, nodes):
-        """Run stage k and its exit; below the last exit, branch on IQAM ≥ threshold (nested torch.cond)."""
-        out = self._exit(k, self._stage(k, nodes), image)
-        if k == self.levels:
-            return out, torch.full((), k - 1, dtype=torch.int64)
-        keys = list(nodes)
-
-        def stop(out, image, threshold, *features):
-            # clone: a branch may not return its input as is ("Higher order ops do not support aliasing")
-            return out.clone(), torch.full((), k - 1, dtype=torch.int64)
-
-        def go_deeper(out, image, threshold, *features):
-            return self._continue(k + 1, image, threshold, dict(zip(keys, features)))
-
-        good = self.iqam(out).min() >= threshold
-        operands = (out, image, threshold, *nodes.values())
-        if torch.compiler.is_compiling():  # torch.export / torch.compile: the graph keeps the branch
-            return torch.cond(good, stop, go_deeper, operands)
-        # Eager: the same branch functions picked in Python. Eager torch.cond compiles itself with dynamo
-        # for every new input shape (~5 s each), which made the torch reference runner slow.
-        return stop(*operands) if bool(good) else go_deeper(*operands)
 
     def quality(self, image: torch.Tensor) -> torch.Tensor:
         """IQAM score per image, (B,)."""
@@ -151,6 +153,14 @@ class Rbqe(nn.Module):
         from edgekit.zoo.rbqe_task import task_metric
 
         return task_metric(self.threshold)
+
+
+def _node_keys(diagonals: int) -> list[tuple[int, int]]:
+    """The nodes after anti-diagonals 0..diagonals, in the order Rbqe._stage adds them."""
+    keys = [(0, 0)]
+    for k in range(1, diagonals + 1):
+        keys += [(k, 0), *((k - j, j) for j in range(1, k + 1))]
+    return keys
 
 
 def load_weights(model: Rbqe, weights: str) -> None:

@@ -1,6 +1,7 @@
 """zoo:storm — StoRM speech enhancement (Lemercier, Richter, Welker, Gerkmann, TASLP 2023) with a run-time
 step count: the predictive pass D(y) runs once, then `num_steps` predictor–corrector steps of the
-OUVE reverse diffusion run inside ONE `while_loop` (→ one ONNX `Loop`, whatever N is).
+OUVE reverse diffusion run inside ONE `while_loop` (→ one ONNX `Loop`, whatever N is): an
+`edgekit.flow.Sampler` whose step is `StoRM._step`.
 
 Graph inputs / outputs (float32 unless noted; F = 256 bins; `frames` dynamic, see below):
 - `noisy_spec` [1, 2, 256, frames]: compressed complex STFT (Re, Im) from `storm_audio.spec_from_wave`.
@@ -13,7 +14,7 @@ Graph inputs / outputs (float32 unless noted; F = 256 bins; `frames` dynamic, se
 `frames` must be a multiple of m = 2**(levels−1) (the U-Net's down-sampling; 8 for levels=4) and ≥ 2m;
 the exported dim is named `{m}*frame_blocks`. `storm_audio.spec_from_wave` zero-pads, `wave_from_spec`
 crops. Step i uses t_i = 1 − i·dt, dt = (1 − t_eps)/(N − 1) (N = 1: t_0 = 1, dt = 1 − t_eps), and its
-predictor moves to t_{i+1} (the last one to t = 0; see `StoRM._sampler`).
+predictor moves to t_{i+1} (the last one to t = 0; see `StoRM._step`).
 
 Export through `torch.export.export(..., strict=False)` and then `torch.onnx.export(program, dynamo=True)`
 (what edgekit.export.onnx does). Handing the module straight to `torch.onnx.export` fails with torch
@@ -27,9 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch._higher_order_ops.while_loop import while_loop
-
 from edgekit.errors import SourceError
+from edgekit.flow.sampler import Sampler
 from edgekit.zoo import storm_audio as audio
 from edgekit.zoo import storm_sde as sde
 from edgekit.zoo.registry import register_zoo
@@ -56,6 +56,13 @@ class StoRM(nn.Module):
         self.frame_multiple = 2 ** (levels - 1)  # the U-Net's total down-sampling along frames
         self.predictive = UNet(2, nf, levels, time_embedding=False)
         self.score_net = UNet(6, nf, levels, time_embedding=True)
+        # the N steps: one while_loop (→ one ONNX Loop) written once in edgekit.flow. No weights of its own
+        # (the step is a method here), so the checkpoints' keys are unchanged; StoRM's own hooks below
+        # (noise layout [max_steps + 1, …], dynamic frames) are the graph's, not the sampler's defaults.
+        example = torch.zeros(1, 2, audio.N_BINS, 2 * self.frame_multiple)
+        self.sampler = Sampler(self._step, max_steps=max_steps, noise_shape=(2, *example.shape[1:]),
+                               example_input=example, input_name="noisy_spec", dynamic_shapes=None, steps=None,
+                               seed=0)
 
     # --- the two networks ----------------------------------------------------------------------
     def predict(self, y: torch.Tensor) -> torch.Tensor:
@@ -69,25 +76,26 @@ class StoRM(nn.Module):
 
     # --- the exported graph --------------------------------------------------------------------
     def forward(self, noisy_spec: torch.Tensor, num_steps: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        state, keep_going, step = self._sampler(noisy_spec, num_steps, noise)
-        if torch.compiler.is_exporting() or torch.compiler.is_compiling():
-            return while_loop(keep_going, step, state)[2]
-        # Eager: the same `step` in a Python loop. Eager `while_loop` wraps itself in torch.compile,
-        # which costs seconds on the first call and on every new frame count.
-        while keep_going(*state):
-            state = step(*state)
-        return state[2]
+        y = noisy_spec
+        dy = self.predict(y)
+        # noise[0, 0] starts the sampler; step i reads noise[1 + i] (the sampler's noise[i] of noise[1:])
+        return self.sampler.run(self._prior(dy, noise), num_steps, noise[1:], y, dy)
 
     def forward_unrolled(self, noisy_spec: torch.Tensor, noise: torch.Tensor, steps: int) -> torch.Tensor:
         """The sampler with a fixed step count as straight-line code: traced, it is the unrolled reference
         the `Loop` graph's per-step cost is measured against (benchmarks/storm_loop.py)."""
-        state, _, step = self._sampler(noisy_spec, torch.tensor(steps, dtype=torch.int64), noise)
-        for _ in range(steps):
-            state = step(*state)
-        return state[2]
+        y = noisy_spec
+        dy = self.predict(y)
+        x, n = self._prior(dy, noise), torch.tensor(steps, dtype=torch.int64)
+        for i in range(steps):
+            x = self._step(x, torch.tensor(i, dtype=torch.int64), n, noise[1 + i], y, dy)
+        return x
 
-    def _sampler(self, noisy_spec, num_steps, noise):
-        """(initial loop state, condition, step) of the predictor–corrector sampler.
+    def _prior(self, dy: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return dy + sde.prior_std() * noise[0, 0:1]
+
+    def _step(self, x, i, n, z, y, dy):
+        """Predictor–corrector step i of N = n (an `edgekit.flow.Sampler` step; z = noise[1 + i]).
 
         Step i runs at t_i = 1 − i·dt and moves to t_{i+1} (t_N = 0): one annealed Langevin corrector
         step at t_i, then a predictor that draws x_{t_{i+1}} from the OUVE transition's posterior given
@@ -96,36 +104,23 @@ class StoRM(nn.Module):
             x = x_mean + std(s)·√(1 − a²·std(s)²/std(t)²)·z.
         To first order in dt this is the reverse-diffusion (Euler–Maruyama) step x − [γ(μ − x) − g²·s]dt
         of the paper; unlike it, it cannot overshoot when g(t)²·dt ≫ std(t)² (the EM step did ≈ 7× at
-        N = 1, and collapsed at N ≤ 5), and its last step (s = 0) returns x̂0, the noise-free mean.
+        N = 1, and collapsed at N ≤ 5), and its last step (s = 0) returns x̂0, the noise-free mean
+        (its noise term is 0·z there, so the loop carries x alone).
         """
-        y = noisy_spec
-        dy = self.predict(y)
-        n = torch.clamp(num_steps, 1, self.max_steps)
         dt = (1.0 - sde.T_EPS) / torch.clamp(n - 1, min=1).to(torch.float32)
-        x_init = dy + sde.prior_std() * noise[0, 0:1]
-
-        def keep_going(i, x, x_mean):
-            return i < n
-
-        def step(i, x, x_mean):
-            t = (1.0 - i.to(torch.float32) * dt).reshape(1)
-            last = (i + 1 >= n).reshape(1)
-            s_next = torch.where(last, torch.zeros_like(t), t - dt)
-            z = noise.index_select(0, (i + 1).reshape(1))[0]  # [2 (corrector, predictor), 2, F, T]
-            std_t = sde.marginal_std(t)
-            # corrector: one annealed Langevin step, step size 2(r·std)² (sgmse AnnealedLangevinDynamics)
-            step_size = 2.0 * (sde.SNR * std_t) ** 2
-            x = x + step_size * self.score(x, y, dy, t) + torch.sqrt(2.0 * step_size) * z[0:1]
-            # predictor: the OUVE posterior step t → s_next around the Tweedie estimate (see docstring)
-            std_s = torch.where(last, torch.zeros_like(t), sde.marginal_std(s_next.clamp(min=sde.T_EPS)))
-            a = torch.exp(-sde.GAMMA * (t - s_next))
-            x_mean = dy + (x - dy) / a + (std_t**2 / a - a * std_s**2) * self.score(x, y, dy, t)
-            var = (std_s**2 * (1.0 - a**2 * std_s**2 / std_t**2)).clamp(min=0.0)
-            x = x_mean + torch.sqrt(var) * z[1:2]
-            return i + 1, x, x_mean
-
-        state = (torch.zeros((), dtype=torch.int64), x_init, x_init.clone())
-        return state, keep_going, step
+        t = (1.0 - i.to(torch.float32) * dt).reshape(1)
+        last = (i + 1 >= n).reshape(1)
+        s_next = torch.where(last, torch.zeros_like(t), t - dt)
+        std_t = sde.marginal_std(t)
+        # corrector: one annealed Langevin step, step size 2(r·std)² (sgmse AnnealedLangevinDynamics)
+        step_size = 2.0 * (sde.SNR * std_t) ** 2
+        x = x + step_size * self.score(x, y, dy, t) + torch.sqrt(2.0 * step_size) * z[0:1]
+        # predictor: the OUVE posterior step t → s_next around the Tweedie estimate (see docstring)
+        std_s = torch.where(last, torch.zeros_like(t), sde.marginal_std(s_next.clamp(min=sde.T_EPS)))
+        a = torch.exp(-sde.GAMMA * (t - s_next))
+        x_mean = dy + (x - dy) / a + (std_t**2 / a - a * std_s**2) * self.score(x, y, dy, t)
+        var = (std_s**2 * (1.0 - a**2 * std_s**2 / std_t**2)).clamp(min=0.0)
+        return x_mean + torch.sqrt(var) * z[1:2]
 
     # --- Python helpers (validate, then call the graph) -----------------------------------------
     def enhance_spec(self, noisy_spec: torch.Tensor, num_steps, noise: torch.Tensor | None = None,

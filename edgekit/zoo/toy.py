@@ -10,19 +10,26 @@ import torch
 from torch import nn
 from torch._higher_order_ops.while_loop import while_loop
 
+from edgekit.flow.exits import ExitChain
 from edgekit.zoo.registry import register_zoo
 
 
-class ToyExitRefiner(nn.Module):
-    """image → stem → (exit 0 | deeper block) → `num_steps` refinement steps → (output, exit_index)."""
+class ToyExitRefiner(ExitChain):
+    """image → stem → (exit 0 | deeper block) → `num_steps` refinement steps → (output, exit_index).
+
+    The exit is an `edgekit.flow.ExitChain` of two exits whose score reads the stem's features (a
+    confidence computed before either head); the refinement loop follows it.
+    """
 
     input_names = ("image", "threshold", "num_steps")
     output_names = ("output", "exit_index")
 
     def __init__(self, width: int = 16, max_steps: int = 8, threshold: float = 0.5):
-        super().__init__()
+        # the hooks below replace the chain's example, feeds and knobs (example_input only sizes nothing)
+        super().__init__([], [], [self._confidence], example_input=torch.zeros(1, 3, 32, 32),
+                         threshold=threshold, threshold_input="threshold", input_name="image",
+                         dynamic_shapes=None, probe_inputs=None, thresholds=None, score_on="features")
         self.max_steps = max_steps
-        self.threshold = threshold
         self.stem = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU())
         self.exit0 = nn.Conv2d(width, 3, 3, padding=1)
         self.deep = nn.Sequential(
@@ -30,18 +37,23 @@ class ToyExitRefiner(nn.Module):
         )
         self.refine = nn.Conv2d(3, 3, 3, padding=1)
 
+    # the chain: stage 0 = stem, stage 1 passes its features on; heads exit0 and deep, both residual
+    num_exits = 2
+
+    def run_stage(self, k: int, state):
+        return (state, self.stem(state)) if k == 0 else state
+
+    def run_head(self, k: int, state) -> torch.Tensor:
+        image, features = state
+        return (self.exit0 if k == 0 else self.deep)(features) + image
+
+    @staticmethod
+    def _confidence(state) -> torch.Tensor:
+        # in [0, 1]: high when the stem's response is weak, so the cheap exit suffices
+        return torch.sigmoid(-state[1].mean())
+
     def forward(self, image, threshold, num_steps):
-        features = self.stem(image)
-        # Confidence in [0, 1]: high when the stem's response is weak, so the cheap exit suffices.
-        confidence = torch.sigmoid(-features.mean())
-
-        def take_exit(features, image):
-            return self.exit0(features) + image, torch.full((), 0, dtype=torch.int64)
-
-        def go_deeper(features, image):
-            return self.deep(features) + image, torch.full((), 1, dtype=torch.int64)
-
-        out, exit_index = torch.cond(confidence >= threshold, take_exit, go_deeper, (features, image))
+        out, exit_index = super().forward(image, threshold)
 
         def keep_going(step, x):
             return step < num_steps

@@ -122,3 +122,46 @@ def test_readme_flow_snippet_runs():
     exec(compile(code, "README.md", "exec"), scope)
     assert scope["exit_index"].dtype == torch.int64 and len(scope["logits_per_exit"]) == 3
     assert scope["out"].shape == (1, 4)
+
+
+class _Skips(nn.Module):
+    """A stage that keeps every earlier feature map (skip connections): tuple in, longer tuple out."""
+
+    def __init__(self, first: bool):
+        super().__init__()
+        self.first, self.conv = first, nn.Conv2d(2, 2, 3, padding=1)
+
+    def forward(self, state):
+        state = (state,) if self.first else state
+        return (*state, torch.relu(self.conv(state[-1])) + state[0])
+
+
+class _SumHead(nn.Module):
+    def forward(self, state):
+        return torch.stack(state).sum(0)
+
+
+def test_tuple_features_and_a_features_score_export_and_match_eager_on_every_exit():
+    torch.manual_seed(0)
+    stages = [_Skips(first=k == 0) for k in range(3)]
+    chain = exit_chain(stages, [_SumHead() for _ in range(3)], lambda state: state[-1].mean(),
+                       example_input=torch.randn(1, 2, 8, 8), score_on="features")
+    x = chain.example_inputs()[0]
+    scores = chain.exit_scores(x)  # read from the stages' features, not the heads' outputs
+    with torch.no_grad():
+        features = stages[0](x)
+        assert torch.allclose(scores[0], features[-1].mean().double())
+    program = torch.export.export(chain, chain.example_inputs(), strict=False)
+    assert sum(n.target is torch.ops.higher_order.cond for n in program.graph.nodes) == 1  # nested inside
+    for feed in chain.validation_feeds():
+        want, index = chain(feed["x"], feed["threshold"])
+        got, got_index = program.module()(feed["x"], feed["threshold"])
+        assert int(got_index) == int(index)
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    assert sorted(int(chain(f["x"], f["threshold"])[1]) for f in chain.validation_feeds()) == [0, 1, 2]
+
+
+def test_bad_score_on_is_refused():
+    with pytest.raises(SourceError, match="score_on must be"):
+        exit_chain([nn.Identity()], [nn.Identity()], max_softmax, example_input=torch.zeros(1, 3),
+                   score_on="logits")

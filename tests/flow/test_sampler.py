@@ -77,3 +77,24 @@ def test_default_steps_thinned():
     s = sampler(add_noise, max_steps=50, noise_shape=(2,), example_input=torch.zeros(2))
     candidates = s.tuning_knobs()[0]["candidates"]
     assert candidates[0] == 1 and candidates[-1] == 50 and len(candidates) <= 16
+
+
+def test_context_computed_once_reaches_every_step_in_eager_and_export():
+    """Sampler.run(x, n, noise, *context): what zoo:storm does (its predictive pass D(y) feeds each step)."""
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.sampler = sampler(lambda x, i, n, z, c=None: x + z if c is None else x + c + z, max_steps=3,
+                                   noise_shape=(2,), example_input=torch.zeros(2))
+
+        def forward(self, x, num_steps, noise):
+            return self.sampler.run(x, num_steps, noise[1:], 2.0 * noise[0])  # noise[0]: the context
+
+    model = Wrapped().eval()
+    noise = torch.arange(8.0).reshape(4, 2)
+    program = torch.export.export(model, (torch.zeros(2), torch.tensor(2), noise), strict=False)
+    for n in (1, 2, 3):
+        want = n * 2.0 * noise[0] + noise[1:1 + n].sum(0)
+        torch.testing.assert_close(model(torch.zeros(2), torch.tensor(n), noise), want, rtol=0, atol=0)
+        torch.testing.assert_close(program.module()(torch.zeros(2), torch.tensor(n), noise), want, rtol=0, atol=0)
