@@ -69,22 +69,36 @@ class ExitChain(nn.Module):
     def _continue(self, k: int, features: torch.Tensor, threshold: torch.Tensor):
         """Stage k and its head; below the last exit, branch on score ≥ threshold (one nested torch.cond)."""
         features = self.run_stage(k, features)
-        out = self.run_head(k, features)
         if k == self.num_exits - 1:
-            return out, torch.full((), k, dtype=torch.int64)
+            return self.run_head(k, features), torch.full((), k, dtype=torch.int64)
         packed = isinstance(features, tuple)  # several tensors (skip connections): flat cond operands
+        flat = features if packed else (features,)
 
+        def unpack(flat):
+            return tuple(flat) if packed else flat[0]
+
+        # Scored on features, head k runs inside the stop branch only (a deeper path never pays for it);
+        # scored on its output, it runs before the decision and the branch hands the output back.
         # Branch pitfalls (DESIGN.md §6): an operand returned as is fails ("aliasing") → clone; a constant
         # made with torch.tensor fails → torch.full.
-        def stop(out, threshold, *flat):
-            return out.clone(), torch.full((), k, dtype=torch.int64)
+        if self.score_on == "features":
+            good = self.score_of(k, features) >= threshold
+            head = ()
+        else:
+            head = (self.run_head(k, features),)
+            good = self.score_of(k, head[0]) >= threshold
 
-        def deeper(out, threshold, *flat):
-            result, index = self._continue(k + 1, tuple(flat) if packed else flat[0], threshold)
+        def stop(*operands):
+            out = operands[0] if head else self.run_head(k, unpack(operands[1:]))
+            out = out.clone() if any(out is o for o in operands) else out  # an Identity head, too
+            return out, torch.full((), k, dtype=torch.int64)
+
+        def deeper(*operands):
+            threshold, *flat = operands[len(head):]
+            result, index = self._continue(k + 1, unpack(flat), threshold)
             return result.clone(), index
 
-        good = self.score_of(k, features if self.score_on == "features" else out) >= threshold
-        operands = (out, threshold, *(features if packed else (features,)))
+        operands = (*head, threshold, *flat)
         if torch.compiler.is_compiling() or torch.compiler.is_exporting():
             return torch.cond(good, stop, deeper, operands)
         # Eager: the same branches picked in Python (eager torch.cond compiles itself with dynamo, seconds

@@ -144,7 +144,8 @@ class _SumHead(nn.Module):
 def test_tuple_features_and_a_features_score_export_and_match_eager_on_every_exit():
     torch.manual_seed(0)
     stages = [_Skips(first=k == 0) for k in range(3)]
-    chain = exit_chain(stages, [_SumHead() for _ in range(3)], lambda state: state[-1].mean(),
+    heads = [_SumHead() for _ in range(3)]
+    chain = exit_chain(stages, heads, lambda state: state[-1].mean(),
                        example_input=torch.randn(1, 2, 8, 8), score_on="features")
     x = chain.example_inputs()[0]
     scores = chain.exit_scores(x)  # read from the stages' features, not the heads' outputs
@@ -159,6 +160,24 @@ def test_tuple_features_and_a_features_score_export_and_match_eager_on_every_exi
         assert int(got_index) == int(index)
         torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
     assert sorted(int(chain(f["x"], f["threshold"])[1]) for f in chain.validation_feeds()) == [0, 1, 2]
+    ran = []
+    hooks = [h.register_forward_hook(lambda m, i, o, k=k: ran.append(k)) for k, h in enumerate(heads)]
+    chain(x, torch.tensor(1e9))  # to the last exit: scored on features, heads 0 and 1 never run
+    for hook in hooks:
+        hook.remove()
+    assert ran == [2]
+
+
+def test_an_identity_head_scored_on_features_exports():
+    chain = exit_chain([nn.Identity(), nn.Identity()], [nn.Identity(), nn.Identity()], lambda f: f.mean(),
+                       example_input=torch.randn(1, 4), score_on="features",
+                       probe_inputs=[torch.randn(1, 4) for _ in range(3)])
+    program = torch.export.export(chain, chain.example_inputs(), strict=False)
+    x = torch.randn(1, 4)
+    for threshold in (-1e9, 1e9):
+        got, index = program.module()(x, torch.tensor(threshold))
+        torch.testing.assert_close(got, x)
+        assert int(index) == (0 if threshold < 0 else 1)
 
 
 def test_bad_score_on_is_refused():
