@@ -2,13 +2,15 @@
 compute inside `cond` branches and loop bodies delegated) and ONNX Runtime Mobile's `.ort` (amd64) against the
 `.onnx` in ONNX Runtime (CPU EP).
 
-    python benchmarks/executorch_mobile.py [--rounds 7] [--iters 3] [--models rbqe,storm]
+    python benchmarks/executorch_mobile.py [--rounds 7] [--iters 3] [--models rbqe,storm] [--baseline-pte DIR]
 
 zoo:rbqe at exit 5 (threshold 2, 256² input) and zoo:storm at N = 20 (its example input), from the bundles of
 benchmarks/tune_zoo.py (exported there if missing). The .pte is lowered from the bundle's model.pt2 once and
 kept in results/bundles/<bundle>-pte/ (delete it to lower again). Each round times `--iters` calls of every
 variant in turn after one warm-up call each; the table gives the median per call over all rounds and the
-ratio to the `.onnx`. Writes results/executorch_mobile.json.
+ratio to the `.onnx`. `--baseline-pte DIR` (a kept `<bundle>-pte` folder, e.g. one lowered before a change)
+adds that .pte to the same rounds as "pte (baseline)", for models whose bundle name DIR starts with.
+Writes results/executorch_mobile.json.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--models", default="rbqe,storm")
+    parser.add_argument("--baseline-pte", type=Path, default=None)
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
     sys.path.insert(0, str(HERE.parent))
@@ -92,6 +95,12 @@ def main() -> None:
             parity = stored_parity(runner, bundle)
             print(f"{model}: .pte vs the stored references: rel L2 ≤ {parity['max_rel_l2']:.1e}, {parity['paths']}")
             runs["pte (executorch)"] = lambda: runner.run(feed)
+            base_dir = args.baseline_pte
+            if base_dir is not None and base_dir.name.startswith(path.name):
+                base_entry = json.loads((base_dir / "entry.json").read_text())
+                baseline = ExecuTorchRunner(base_dir / "model.pte", bundle.manifest.inputs, bundle.manifest.outputs,
+                                            base_entry)
+                runs["pte (baseline)"] = lambda: baseline.run(feed)
             outputs = {name: run() for name, run in runs.items()}  # warm-up, and the outputs to compare
             times: dict[str, list[float]] = {name: [] for name in runs}
             for _ in range(args.rounds):
@@ -108,7 +117,9 @@ def main() -> None:
                          "vs_onnx": statistics.median(samples) / base, "calls": len(samples),
                          "max_abs_vs_onnx": diff,
                          **({"lowering_s": entry.get("lowering_s"), "partitions": entry["partitions"],
-                             "stored_parity": parity} if name.startswith("pte") else {})})
+                             "stored_parity": parity} if name == "pte (executorch)" else {}),
+                         **({"partitions": base_entry["partitions"], "from": str(base_dir)}
+                            if name == "pte (baseline)" else {})})
     report(rows, "executorch_mobile.json")
 
 

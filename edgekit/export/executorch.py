@@ -86,11 +86,13 @@ def declared_max_steps(module) -> int | None:
 
 def _lower(to_edge, bounded, partitioner):
     from edgekit.export.executorch_delegate import delegated_ops, inline_branch_constants
+    from edgekit.export.executorch_rewrites import global_means
 
     try:
         from executorch.exir.passes.constant_prop_pass import constant_prop_pass
 
         edge = to_edge(copy.deepcopy(bounded))
+        global_means(edge.exported_program().graph_module)  # before constants fold the pools' ones_like away
         constant_prop_pass(edge.exported_program())  # in place; the branches: fold_constants via the next call
         inline_branch_constants(edge.exported_program())
         edge = edge.to_backend(partitioner)

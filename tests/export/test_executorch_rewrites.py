@@ -1,0 +1,75 @@
+"""ExecuTorch edge-graph rewrites: zoo:rbqe's written-out global mean (Eca.pool) becomes one `mean` that
+XNNPACK delegates, inside `cond` branches too, with the same numbers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from edgekit.zoo.rbqe_blocks import Eca
+
+pytestmark = [pytest.mark.executorch]
+
+
+class PoolInBranch(torch.nn.Module):
+    """An ECA gate (its pool written as sum/mean/÷W) before and inside a cond, and a plain sum/mean/÷ that
+    is not a global mean (÷ a different tensor's width), which must stay."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate, self.inner = Eca(), Eca()
+        self.conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x, t):
+        y = self.gate(torch.relu(self.conv(x)))
+
+        def deeper(y, other):
+            return self.inner(torch.relu(self.conv(y))) + 0.0
+
+        def stop(y, other):
+            return y.clone()
+
+        z = torch.cond(t.sum() > 0, deeper, stop, (y, x[:, :, :, :4]))
+        other = x[:, :, :, :4]
+        not_global = y.sum(3, keepdim=True).mean(2, keepdim=True) / torch.ones_like(other[:1, :1, :1, :]).sum(3, keepdim=True)
+        return z + not_global
+
+
+def _edge():
+    from executorch.exir import to_edge  # the extra is installed wherever the executorch marker runs
+
+    model = PoolInBranch().eval().requires_grad_(False)
+    example = (torch.randn(1, 4, 16, 16), torch.ones(1))
+    return model, to_edge(torch.export.export(model, example, strict=False))
+
+
+def test_global_means_rewritten_in_branches_with_the_same_outputs():
+    from edgekit.export.executorch_delegate import delegated_ops
+    from edgekit.export.executorch_rewrites import global_means
+
+    model, edge = _edge()
+    program = edge.exported_program()
+    x = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(3))
+    before = {t: program.module()(x, torch.full((1,), t)) for t in (-1.0, 1.0)}
+    assert global_means(program.graph_module) == 2  # the top-level gate and the one in the branch, not the decoy
+    ops = delegated_ops(program.graph_module)["portable_ops"]
+    assert ops["aten::mean.dim"] == 3 and "aten::full_like" in ops  # two new means + the decoy's, its ones kept
+    for t, want in before.items():
+        got = program.module()(x, torch.full((1,), t))
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(got, model(x, torch.full((1,), t)), rtol=1e-5, atol=1e-6)
+
+
+def test_rewritten_means_are_delegated_to_xnnpack_inside_the_branch():
+    """Through the export's own lowering (`_lower`: rewrite, fold, branch constants, XNNPACK everywhere)."""
+    from executorch.exir import to_edge
+
+    from edgekit.export.executorch import _lower
+    from edgekit.export.executorch_delegate import DeepPartitioner
+
+    model = PoolInBranch().eval().requires_grad_(False)
+    program = torch.export.export(model, (torch.randn(1, 4, 16, 16), torch.ones(1)), strict=False)
+    _, counts = _lower(to_edge, program, DeepPartitioner())
+    ops = counts["portable_ops"]
+    assert ops.get("aten::mean.dim", 0) == 1, ops  # only the decoy's mean (÷ another width) stays portable
+    assert not [op for op in ops if "convolution" in op], ops
