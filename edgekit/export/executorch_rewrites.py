@@ -52,11 +52,20 @@ def _pooled_input(div, aten):
     if getattr(ones, "target", None) is not aten.full_like.default or ones.args[1] != 1:
         return None
     source = ones.args[0]
-    while getattr(source, "target", None) is aten.slice_copy.Tensor and source.args[1] in (0, 1, 2):
-        source = source.args[0]  # slices of N, C, H only: the width stays x's
+    while getattr(source, "target", None) is aten.slice_copy.Tensor and _keeps_width(source):
+        source = source.args[0]
     if source is not x or len(x.meta["val"].shape) != 4:
         return None
     return x
+
+
+def _keeps_width(node) -> bool:
+    """A slice of N, C or H, or a whole-width slice of W (`[:]` on a dynamic W exports as 0:INT64_MAX)."""
+    dim, start, end, step = (list(node.args[1:]) + [0, None, None, 1][len(node.args) - 1:])[:4]
+    if dim in (0, 1, 2):
+        return True
+    return dim in (3, -1) and start in (0, None) and (end is None or (isinstance(end, int) and end >= 2**62)) \
+        and step == 1
 
 
 def _is(node, target, dims) -> bool:

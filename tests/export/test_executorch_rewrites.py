@@ -23,33 +23,39 @@ class PoolInBranch(torch.nn.Module):
     def forward(self, x, t):
         y = self.gate(torch.relu(self.conv(x)))
 
-        def deeper(y, other):
+        def deeper(y):
             return self.inner(torch.relu(self.conv(y))) + 0.0
 
-        def stop(y, other):
+        def stop(y):
             return y.clone()
 
-        z = torch.cond(t.sum() > 0, deeper, stop, (y, x[:, :, :, :4]))
+        z = torch.cond(t.sum() > 0, deeper, stop, (y,))
         other = x[:, :, :, :4]
         not_global = y.sum(3, keepdim=True).mean(2, keepdim=True) / torch.ones_like(other[:1, :1, :1, :]).sum(3, keepdim=True)
         return z + not_global
 
 
-def _edge():
+def _edge(dynamic: bool):
     from executorch.exir import to_edge  # the extra is installed wherever the executorch marker runs
 
+    # dynamo caches the cond branches by code object: traced static first, a later dynamic export of the same
+    # branches specialised W to the static run's 16 ("marked w as dynamic but your code specialized it")
+    torch._dynamo.reset()
     model = PoolInBranch().eval().requires_grad_(False)
     example = (torch.randn(1, 4, 16, 16), torch.ones(1))
-    return model, to_edge(torch.export.export(model, example, strict=False))
+    # a dynamic width: x[:1, :1, :1, :] then exports a whole-width slice of W (0:INT64_MAX), as RBQE's does
+    shapes = {"x": {3: torch.export.Dim("w", min=8, max=64)}, "t": None} if dynamic else None
+    return model, to_edge(torch.export.export(model, example, dynamic_shapes=shapes, strict=False))
 
 
-def test_global_means_rewritten_in_branches_with_the_same_outputs():
+@pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic-width"])
+def test_global_means_rewritten_in_branches_with_the_same_outputs(dynamic):
     from edgekit.export.executorch_delegate import delegated_ops
     from edgekit.export.executorch_rewrites import global_means
 
-    model, edge = _edge()
+    model, edge = _edge(dynamic)
     program = edge.exported_program()
-    x = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(3))
+    x = torch.randn(1, 4, 16, 24 if dynamic else 16, generator=torch.Generator().manual_seed(3))
     before = {t: program.module()(x, torch.full((1,), t)) for t in (-1.0, 1.0)}
     assert global_means(program.graph_module) == 2  # the top-level gate and the one in the branch, not the decoy
     ops = delegated_ops(program.graph_module)["portable_ops"]
