@@ -69,7 +69,7 @@ def pte_from_program(program_path: Path, root: Path, max_steps: int | None = Non
     return {"path": PTE_FILE, "format": "pte", "method": METHOD, "backend": "xnnpack",
             "executorch_version": metadata.version("executorch"),
             **({"max_steps": max_steps} if max_steps else {}), "shapes": shapes,
-            "partitions": counts}
+            **({"rewrites": counts.pop("rewrites")} if "rewrites" in counts else {}), "partitions": counts}
 
 
 def declared_max_steps(module) -> int | None:
@@ -92,12 +92,12 @@ def _lower(to_edge, bounded, partitioner):
         from executorch.exir.passes.constant_prop_pass import constant_prop_pass
 
         edge = to_edge(copy.deepcopy(bounded))
-        global_means(edge.exported_program().graph_module)  # before constants fold the pools' ones_like away
+        means = global_means(edge.exported_program().graph_module)  # before constant folding touches the pools
         constant_prop_pass(edge.exported_program())  # in place; the branches: fold_constants via the next call
         inline_branch_constants(edge.exported_program())
         edge = edge.to_backend(partitioner)
         counts = delegated_ops(edge.exported_program().graph_module)
-        return edge.to_executorch(), counts
+        return edge.to_executorch(), {**counts, **({"rewrites": {"global_mean": means}} if means else {})}
     except Exception as exc:
         raise ExportError(f"executorch: lowering failed: {type(exc).__name__}: "
                           f"{' '.join(str(exc).split())[:400]}") from exc

@@ -76,6 +76,7 @@ def test_rewritten_means_are_delegated_to_xnnpack_inside_the_branch():
     model = PoolInBranch().eval().requires_grad_(False)
     program = torch.export.export(model, (torch.randn(1, 4, 16, 16), torch.ones(1)), strict=False)
     _, counts = _lower(to_edge, program, DeepPartitioner())
+    assert counts["rewrites"] == {"global_mean": 2}  # what pte_from_program records in the manifest
     ops = counts["portable_ops"]
     assert ops.get("aten::mean.dim", 0) == 1, ops  # only the decoy's mean (÷ another width) stays portable
     assert not [op for op in ops if "convolution" in op], ops
