@@ -198,14 +198,16 @@ class Digest:
 
 
 def module_files(module) -> set[Path]:
-    """The Python files that define the classes of `module` and its submodules (the model's code); inside
-    edgekit (the zoo) every file of that package, since forward code calls helpers in sibling modules."""
+    """The Python files that define the classes of `module` and its submodules and their base classes (the
+    model's code: zoo:rbqe's forward is edgekit.flow's ExitChain); inside edgekit every file of that package,
+    since forward code calls helpers in sibling modules."""
     package = Path(__file__).resolve().parents[1]
     files = set()
     for sub in module.modules():
-        file = getattr(sys.modules.get(type(sub).__module__), "__file__", None)
-        if not file or "site-packages" in file:
-            continue
-        path = Path(file).resolve()
-        files.update(path.parent.glob("*.py") if package in path.parents else [path])
+        for cls in type(sub).__mro__:
+            file = getattr(sys.modules.get(cls.__module__), "__file__", None)
+            if not file or "site-packages" in file:
+                continue
+            path = Path(file).resolve()
+            files.update(path.parent.glob("*.py") if package in path.parents else [path])
     return files

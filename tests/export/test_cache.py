@@ -146,3 +146,13 @@ def test_a_torn_entry_is_replaced_and_a_complete_one_kept(tmp_path):
     cache.put("target", "k", tmp_path / "src", ["f.bin"], {"v": 2})  # torn: replaced
     assert cache.get("target", "k", tmp_path / "d2") == {"v": 2} and (tmp_path / "d2/f.bin").read_bytes() == b"two"
     assert not [p for p in (tmp_path / "c/target").iterdir() if p.name.startswith(".")]  # no temp dirs left
+
+
+def test_a_zoo_models_key_covers_the_flow_code_its_forward_inherits():
+    """zoo:rbqe's forward is edgekit.flow's ExitChain (a base class, no submodule of its own there): an edit to
+    edgekit/flow must miss the cache like an edit to edgekit/zoo."""
+    from edgekit.export.cache import module_files
+    from edgekit.zoo.rbqe import build_rbqe
+
+    names = {(p.parent.name, p.name) for p in module_files(build_rbqe(width=4, weights="none"))}
+    assert {("flow", "exits.py"), ("zoo", "rbqe.py")} <= names
