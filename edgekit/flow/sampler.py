@@ -49,16 +49,21 @@ class Sampler(nn.Module):
     def forward(self, x: torch.Tensor, num_steps: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         return self.run(x, num_steps, noise)
 
-    def run(self, x: torch.Tensor, num_steps: torch.Tensor, noise: torch.Tensor, *context: torch.Tensor):
+    def run(self, x: torch.Tensor, num_steps: torch.Tensor, noise: torch.Tensor, *context: torch.Tensor,
+            noise_offset: int = 0):
         """The loop, for a model that wraps the sampler in its own forward (zoo:storm: a predictive pass
-        first). `context` tensors, computed once before the loop, reach every step: step(x, i, n, z, *context)."""
+        first). `context` tensors, computed once before the loop, reach every step: step(x, i, n, z, *context).
+        Step i reads noise[noise_offset + i] (zoo:storm keeps noise[0] for its prior). An offset rather than
+        noise[1:]: that Slice copies the whole noise tensor on every call (48 MB for zoo:storm on a
+        232-frame mixture), to read N rows of it."""
         n = torch.clamp(num_steps.to(torch.int64), 1, self.max_steps)
 
         def keep_going(i, x):
             return i < n
 
         def body(i, x):
-            z = noise.index_select(0, i.reshape(1))[0]  # noise[i] as tensor ops: no data-dependent int
+            index = (i + noise_offset if noise_offset else i).reshape(1)
+            z = noise.index_select(0, index)[0]  # noise[i] as tensor ops: no data-dependent int
             return i + 1, self.step(x, i, n, z, *context)
 
         # the carried x is a copy: a loop output may not alias a graph input

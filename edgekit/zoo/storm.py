@@ -78,8 +78,8 @@ class StoRM(nn.Module):
     def forward(self, noisy_spec: torch.Tensor, num_steps: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         y = noisy_spec
         dy = self.predict(y)
-        # noise[0, 0] starts the sampler; step i reads noise[1 + i] (the sampler's noise[i] of noise[1:])
-        return self.sampler.run(self._prior(dy, noise), num_steps, noise[1:], y, dy)
+        # noise[0, 0] starts the sampler; step i reads noise[1 + i]
+        return self.sampler.run(self._prior(dy, noise), num_steps, noise, y, dy, noise_offset=1)
 
     def forward_unrolled(self, noisy_spec: torch.Tensor, noise: torch.Tensor, steps: int) -> torch.Tensor:
         """The sampler with a fixed step count as straight-line code: traced, it is the unrolled reference

@@ -80,7 +80,8 @@ def test_default_steps_thinned():
 
 
 def test_context_computed_once_reaches_every_step_in_eager_and_export():
-    """Sampler.run(x, n, noise, *context): what zoo:storm does (its predictive pass D(y) feeds each step)."""
+    """Sampler.run(x, n, noise, *context, noise_offset): what zoo:storm does (its predictive pass D(y) feeds
+    each step; noise[0] is its prior's, so step i reads noise[1 + i])."""
 
     class Wrapped(torch.nn.Module):
         def __init__(self):
@@ -89,7 +90,7 @@ def test_context_computed_once_reaches_every_step_in_eager_and_export():
                                    noise_shape=(2,), example_input=torch.zeros(2))
 
         def forward(self, x, num_steps, noise):
-            return self.sampler.run(x, num_steps, noise[1:], 2.0 * noise[0])  # noise[0]: the context
+            return self.sampler.run(x, num_steps, noise, 2.0 * noise[0], noise_offset=1)  # noise[0]: the context
 
     model = Wrapped().eval()
     noise = torch.arange(8.0).reshape(4, 2)
