@@ -14,7 +14,6 @@ import collections
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -52,9 +51,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent))
+    sys.path.insert(0, str(HERE))
     import onnxruntime as ort
 
     from edgekit.env import cpu_info
+    from timing_loop import interleaved
     from edgekit.validation.testdata import read_testdata
 
     counts = {name: op_counts(bundle / "model.onnx") for name, bundle in (("old", args.old), ("new", args.new))}
@@ -72,15 +73,10 @@ def main() -> None:
             else:
                 worst = max(worst, float(np.max(np.abs(old[key].astype(np.float64) - new[key]))))
     feed = feeds[args.feed]
-    times: dict[str, list[float]] = {name: [] for name in sessions}
     for session in sessions.values():
         session.run(names, feed)
-    for _ in range(args.rounds):
-        for name, session in sessions.items():
-            for _ in range(args.iters):
-                start = time.perf_counter_ns()
-                session.run(names, feed)
-                times[name].append((time.perf_counter_ns() - start) / 1e6)
+    times = interleaved({name: (lambda s=s: s.run(names, feed)) for name, s in sessions.items()},
+                        args.rounds, args.iters)
     result = {"cpu": cpu_info(), "old": str(args.old), "new": str(args.new), "ops": counts,
               "feeds": len(feeds), "max_abs_diff": worst,
               "p50_ms": {k: statistics.median(v) for k, v in times.items()},

@@ -77,6 +77,7 @@ def main() -> None:
     from edgekit.export.ort_mobile import ort_from_onnx
     from edgekit.runtimes.executorch import ExecuTorchRunner
     from ort_mobile import feeds, report
+    from timing_loop import interleaved
     from tune_zoo import bundle_for
 
     rows = []
@@ -102,13 +103,7 @@ def main() -> None:
                                             base_entry)
                 runs["pte (baseline)"] = lambda: baseline.run(feed)
             outputs = {name: run() for name, run in runs.items()}  # warm-up, and the outputs to compare
-            times: dict[str, list[float]] = {name: [] for name in runs}
-            for _ in range(args.rounds):
-                for name, run in runs.items():
-                    for _ in range(args.iters):
-                        start = time.perf_counter_ns()
-                        run()
-                        times[name].append((time.perf_counter_ns() - start) / 1e6)
+            times = interleaved(runs, args.rounds, args.iters)
         base = statistics.median(times["onnx"])
         for name, samples in times.items():
             diff = max(float(np.max(np.abs(np.asarray(outputs[name][k], np.float64) - outputs["onnx"][k])))

@@ -41,6 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
     sys.path.insert(0, str(HERE.parent))
+    from timing_loop import interleaved
     import onnxruntime as ort
 
     from edgekit.bundle import Bundle
@@ -59,16 +60,11 @@ def main() -> None:
                 files[f"ort {platform}"] = Path(tmp) / platform / "model.ort"
             sessions = {name: ort.InferenceSession(str(file), providers=["CPUExecutionProvider"])
                         for name, file in files.items()}
-            times: dict[str, list[float]] = {name: [] for name in sessions}
             outputs = {}
             for name, session in sessions.items():
                 outputs[name] = session.run(None, feed)  # warm-up, and the outputs to compare
-            for _ in range(args.rounds):
-                for name, session in sessions.items():
-                    for _ in range(args.iters):
-                        start = time.perf_counter_ns()
-                        session.run(None, feed)
-                        times[name].append((time.perf_counter_ns() - start) / 1e6)
+            times = interleaved({name: (lambda s=s: s.run(None, feed)) for name, s in sessions.items()},
+                                args.rounds, args.iters)
         base = statistics.median(times["onnx"])
         for name, samples in times.items():
             diff = max(float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))

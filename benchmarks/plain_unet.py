@@ -85,6 +85,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent))
+    sys.path.insert(0, str(HERE))
+    from timing_loop import interleaved
     from edgekit.bundle import Bundle
     from edgekit.env import environment
     from edgekit.export.precision_auto import export_auto
@@ -114,14 +116,9 @@ def main() -> None:
     runs = {"eager": eager}
     runners = {p: open_runner(b, "openvino") for p, b in bundles.items()}
     runs.update({p: r.run for p, r in runners.items()})
-    times = {k: [] for k in runs}
     for run in runs.values():
         run(feed)
-    for _ in range(args.rounds):
-        for k, run in runs.items():
-            start = time.perf_counter()
-            run(feed)
-            times[k].append((time.perf_counter() - start) * 1e3)
+    times = interleaved({k: (lambda run=run: run(feed)) for k, run in runs.items()}, args.rounds)
     med = {k: statistics.median(v) for k, v in times.items()}
     rows = []
     for k in runs:

@@ -57,6 +57,8 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent))
+    sys.path.insert(0, str(HERE))
+    from timing_loop import interleaved
     import onnxruntime as ort
     import openvino as ov
     import torch
@@ -95,12 +97,7 @@ def main() -> None:
         feed = _feed(frames)
         reference = eager(feed)
         error = {k: float(np.linalg.norm(run(feed) - reference) / np.linalg.norm(reference)) for k, run in runs.items()}
-        times = {k: [] for k in runs}
-        for _ in range(args.rounds):
-            for k, run in runs.items():
-                start = time.perf_counter()
-                run(feed)
-                times[k].append((time.perf_counter() - start) * 1e3)
+        times = interleaved({k: (lambda run=run: run(feed)) for k, run in runs.items()}, args.rounds)
         med = {k: statistics.median(v) for k, v in times.items()}
         base = med["PyTorch eager fp32"]
         results["tables"][str(frames)] = [{"variant": k, "ms": med[k], "x_eager": med[k] / base, "rel_l2_vs_eager": error[k]}
