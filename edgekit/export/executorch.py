@@ -66,10 +66,11 @@ def pte_from_program(program_path: Path, root: Path, max_steps: int | None = Non
     (root / PTE_FILE).write_bytes(lowered.buffer)
     log(f"executorch: {counts['delegated']} XNNPACK partitions, {counts['portable']} ops on portable kernels "
         f"({time.perf_counter() - start:.1f} s)")
+    rewrites = counts.pop("rewrites", None)
     return {"path": PTE_FILE, "format": "pte", "method": METHOD, "backend": "xnnpack",
             "executorch_version": metadata.version("executorch"),
             **({"max_steps": max_steps} if max_steps else {}), "shapes": shapes,
-            **({"rewrites": counts.pop("rewrites")} if "rewrites" in counts else {}), "partitions": counts}
+            **({"rewrites": rewrites} if rewrites else {}), "partitions": counts}
 
 
 def declared_max_steps(module) -> int | None:

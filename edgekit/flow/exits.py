@@ -135,9 +135,11 @@ class ExitChain(nn.Module):
     def exit_scores(self, x: torch.Tensor) -> torch.Tensor:
         """[num_exits − 1] scores of the early exits on `x` (the last exit has no decision to make)."""
         with torch.no_grad():
-            pairs = self._every_exit(x)[:-1]
-            return torch.stack([self.score_of(k, f if self.score_on == "features" else o).double()
-                                for k, (f, o) in enumerate(pairs)])
+            return self._scores_of(self._every_exit(x))
+
+    def _scores_of(self, pairs: list[tuple[Features, torch.Tensor]]) -> torch.Tensor:
+        return torch.stack([self.score_of(k, f if self.score_on == "features" else o).double()
+                            for k, (f, o) in enumerate(pairs[:-1])])
 
     def exit_of(self, scores: torch.Tensor, threshold: float) -> int:
         """The exit the graph takes for these early-exit scores at `threshold`."""
@@ -224,14 +226,15 @@ def _check_on_example(chain: ExitChain) -> None:
     """Run every exit once: heads must agree in shape and dtype (the If's two branches) and scores be 0-d."""
     with torch.no_grad():
         try:
-            outs = chain.run_all_exits(chain._example)
+            pairs = chain._every_exit(chain._example)
         except Exception as exc:
             raise SourceError(f"exit_chain: running the stages and heads on example_input failed: "
                               f"{type(exc).__name__}: {exc}") from exc
+        outs = [out for _, out in pairs]
         kinds: list[Any] = [(tuple(o.shape), o.dtype) if isinstance(o, torch.Tensor) else type(o).__name__
                             for o in outs]
         if any(k != kinds[0] for k in kinds) or not isinstance(outs[0], torch.Tensor):
             listed = ", ".join(f"exit {i}: {k}" for i, k in enumerate(kinds))
             raise SourceError(f"exit_chain: every head must return one tensor of the same shape and dtype "
                               f"(they are the branches of an If); got {listed}")
-        chain.exit_scores(chain._example)
+        chain._scores_of(pairs)  # raises for a score that is not 0-d

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
 from edgekit.errors import SourceError
 from edgekit.flow.sampler import Sampler
 from edgekit.zoo import storm_audio as audio

@@ -25,7 +25,7 @@ class ToyExitRefiner(ExitChain):
     output_names = ("output", "exit_index")
 
     def __init__(self, width: int = 16, max_steps: int = 8, threshold: float = 0.5):
-        # the hooks below replace the chain's example, feeds and knobs (example_input only sizes nothing)
+        # the hooks below replace the chain's example, feeds and knobs, so its example_input is never used
         super().__init__([], [], [self._confidence], example_input=torch.zeros(1, 3, 32, 32),
                          threshold=threshold, threshold_input="threshold", input_name="image",
                          dynamic_shapes=None, probe_inputs=None, thresholds=None, score_on="features")
