@@ -87,18 +87,20 @@ def declared_max_steps(module) -> int | None:
 
 def _lower(to_edge, bounded, partitioner):
     from edgekit.export.executorch_delegate import delegated_ops, inline_branch_constants
-    from edgekit.export.executorch_rewrites import global_means
+    from edgekit.export.executorch_rewrites import global_means, precise_group_norms
 
     try:
         from executorch.exir.passes.constant_prop_pass import constant_prop_pass
 
-        edge = to_edge(copy.deepcopy(bounded))
+        program, norms = precise_group_norms(copy.deepcopy(bounded))
+        edge = to_edge(program)
         means = global_means(edge.exported_program().graph_module)  # before constant folding touches the pools
         constant_prop_pass(edge.exported_program())  # in place; the branches: fold_constants via the next call
         inline_branch_constants(edge.exported_program())
         edge = edge.to_backend(partitioner)
         counts = delegated_ops(edge.exported_program().graph_module)
-        return edge.to_executorch(), {**counts, **({"rewrites": {"global_mean": means}} if means else {})}
+        rewrites = {name: n for name, n in (("global_mean", means), ("group_norm_two_pass", norms)) if n}
+        return edge.to_executorch(), {**counts, **({"rewrites": rewrites} if rewrites else {})}
     except Exception as exc:
         raise ExportError(f"executorch: lowering failed: {type(exc).__name__}: "
                           f"{' '.join(str(exc).split())[:400]}") from exc
