@@ -1,6 +1,6 @@
 """#20 "StoRM faster than PyTorch": zoo:storm at N = 20 on OpenVINO against PyTorch eager fp32, same run.
 
-    python benchmarks/storm_speed.py [--rounds 5] [--rebuild]
+    python benchmarks/storm_speed.py [--rounds 5] [--rebuild] [--static]
 
 Bundles (results/bundles/storm-speed-<precision>, not committed; made when missing or with --rebuild):
 `edgekit export zoo:storm --precision fp32|bf16|int8|mixed` (int8/mixed: the model's own 32 calibration
@@ -8,8 +8,10 @@ feeds), each validated by the export (SI-SDR budget + step counts for bf16/int8/
 (torch, 2 threads), ONNX Runtime fp32 (model.onnx), OpenVINO fp32 from the exporter's GroupNorm (model.onnx
 converted as is: the form before `export/groupnorm.py`), and each bundle's OpenVINO IR at its own inference
 precision. Feeds: the example input (24 frames) and 256 frames, random spectrogram and noise (seed 0),
-num_steps = 20. Every variant runs once per round, interleaved; medians over rounds.
-Writes results/storm_speed.json and prints the Markdown table.
+num_steps = 20. `--static` adds each bundle's IR compiled at the feed's shapes through edgekit's runner
+(`OpenVINORunner(static_shapes=True)`, what `edgekit bench --static-shapes` times; its feed check and output
+copy included). Every variant runs once per round, interleaved; medians over rounds.
+Writes results/storm_speed.json (with --static: storm_speed_static.json) and prints the Markdown table.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--static", action="store_true")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent))
     sys.path.insert(0, str(HERE))
@@ -63,7 +66,9 @@ def main() -> None:
     import openvino as ov
     import torch
 
+    from edgekit.bundle import Bundle
     from edgekit.env import environment
+    from edgekit.runtimes.openvino import runner_from_bundle
     from edgekit.sources import resolve_source
 
     torch.set_num_threads(2)
@@ -89,6 +94,9 @@ def main() -> None:
     for precision, path in bundles.items():
         hint = manifests[precision]["artifacts"]["openvino"].get("inference_precision", "fp32")
         runs[f"OpenVINO {precision}"] = compiled(core.read_model(str(path / "model.xml")), "f32" if hint == "fp32" else hint)
+    for precision, path in bundles.items() if args.static else ():
+        runner = runner_from_bundle(Bundle.load(path), static_shapes=True)  # the artifact's own precision hint
+        runs[f"OpenVINO {precision}, static shapes"] = lambda f, runner=runner: runner.run(f)["enhanced_spec"]
     results = {"env": environment(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "steps": STEPS,
                "rounds": args.rounds, "validation": {p: {k: v.get("status") for k, v in m["validation"].items()}
                                                      for p, m in manifests.items()},
@@ -105,8 +113,20 @@ def main() -> None:
         print(f"\n{frames} frames, N = {STEPS}\n\n| variant | ms | × eager | rel-L2 vs eager |\n|---|---:|---:|---:|")
         for row in results["tables"][str(frames)]:
             print(f"| {row['variant']} | {row['ms']:.1f} | {row['x_eager']:.3f} | {row['rel_l2_vs_eager']:.1e} |")
+    if args.static:  # the task metric of each compiled form (static: one compile per mixture length)
+        from edgekit.zoo.storm_task import task_metric
+
+        metric = task_metric(module)
+        scores = {k: metric.mean_score(lambda f, run=run: {"enhanced_spec": run(f)}) for k, run in runs.items()
+                  if k.startswith("OpenVINO") and "exporter" not in k}
+        base = metric.mean_score(lambda f: {"enhanced_spec": eager(f)})
+        results["si_sdr_db"] = {"PyTorch eager fp32": base, **scores}
+        print(f"\nSI-SDR, {len(metric.feeds)} held-out mixtures, N = {STEPS}: eager {base:.3f} dB")
+        for k, v in scores.items():
+            print(f"| {k} | {v:.3f} | {v - base:+.3f} |")
     print("\nvalidation:", results["validation"], "rewrites:", results["rewrites"])
-    (HERE / "results" / "storm_speed.json").write_text(json.dumps(results, indent=1) + "\n")
+    name = "storm_speed_static.json" if args.static else "storm_speed.json"
+    (HERE / "results" / name).write_text(json.dumps(results, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -71,9 +71,10 @@ def tile_batch(feed: dict[str, np.ndarray], specs, batch: int) -> dict[str, np.n
 
 
 def plan_cases(bundle, runtimes: list[str], device: str = "CPU", precisions: list[str] | None = None,
-               isa: list[str] | None = None) -> list[BenchCase]:
-    """The rows to measure: each runtime × each artifact precision; OpenVINO also in THROUGHPUT mode and,
-    on CPUs with bf16 math (or with `precisions`), at each requested inference precision hint."""
+               isa: list[str] | None = None, static_shapes: bool = False) -> list[BenchCase]:
+    """The rows to measure: each runtime × each artifact precision; OpenVINO also in THROUGHPUT mode, with
+    `static_shapes` compiled at the feed's shapes (mode "static"), and on CPUs with bf16 math (or with
+    `precisions`) at each requested inference precision hint."""
     from edgekit.runtimes import RUNNERS
     from edgekit.runtimes.openvino import INFERENCE_PRECISION
 
@@ -101,6 +102,9 @@ def plan_cases(bundle, runtimes: list[str], device: str = "CPU", precisions: lis
             cases.append(BenchCase(runtime, precision, options=ov, size_mb=size, artifact=path))
             cases.append(BenchCase(runtime, precision, "throughput", {**ov, "hint": "THROUGHPUT"}, size_mb=size,
                                    artifact=path))
+            if static_shapes:
+                cases.append(BenchCase(runtime, precision, "static", {**ov, "static_shapes": True}, size_mb=size,
+                                       artifact=path))
             cases.extend(_precision_hint_cases(precision, size, ov, device, precisions, isa, path))
     return cases
 

@@ -25,7 +25,7 @@ def row_cells(r: BenchResult) -> list[str]:
     """The table cells of one row, shared by the terminal table and the Markdown report."""
     status = r.status + (" ✓" if (r.validation or {}).get("status") == "passed" else "")
     lat = r.latency_ms or {}
-    mode = r.mode if r.mode == "latency" else f"{r.mode} ×{r.requests}"
+    mode = r.mode if r.mode != "throughput" else f"{r.mode} ×{r.requests}"
     return [r.name, mode, r.precision, status, _num(r.size_mb, ".2f"), _num(r.load_ms, ".0f"),
             _num(lat.get("p50"), ".3f"), _num(lat.get("p90"), ".3f"), _num(lat.get("p99"), ".3f"),
             _num(lat.get("stdev"), ".3f"), _num(r.throughput, ".1f"), _num(r.peak_rss_mb, ".0f"),
@@ -42,6 +42,9 @@ def notes(results: list[BenchResult]) -> list[str]:
         if checked.get("status") == "passed":
             out.append(f"{r.label}: ✓ validated against the testdata reference outputs, rel L2 "
                        f"{checked['max_rel_l2']:.2e} ≤ {checked['max_rel_l2_allowed']:g}")
+    if any(r.mode == "static" for r in results):
+        out.append("static: OpenVINO compiled at this feed's shapes (the first call of each new shape compiles; "
+                   "in Python runner_from_bundle(bundle, static_shapes=True), in C++ model->reshape before compile)")
     return out
 
 

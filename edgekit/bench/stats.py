@@ -35,7 +35,8 @@ class BenchResult:
     latency_ms: dict[str, float] = field(default_factory=dict)  # min p50 p90 p99 mean max stdev
     throughput: float | None = None  # inferences (samples) / s
     vs_torch: float | None = None  # time per inference / torch p50 (< 1: faster than PyTorch eager)
-    mode: str = "latency"  # latency: one request at a time · throughput: async requests in flight
+    mode: str = "latency"  # latency: one request at a time · throughput: async requests in flight · static:
+    # latency with the model compiled at the feed's shapes (OpenVINO, `bench --static-shapes`)
     batch: int = 1
     requests: int = 1  # requests in flight (OpenVINO THROUGHPUT: its optimal number)
     size_mb: float | None = None  # artifact size from the manifest's size_bytes
@@ -178,4 +179,5 @@ def add_torch_ratios(results: list[BenchResult]) -> None:
     torch_p50 = next((r.latency_ms["p50"] for r in results if r.runtime == "torch" and r.mode == "latency" and r), None)
     for r in results:
         if r and torch_p50:
-            r.vs_torch = (r.latency_ms["p50"] if r.mode == "latency" else 1000.0 * r.batch / r.throughput) / torch_p50
+            per_call = r.latency_ms["p50"] if r.mode != "throughput" else 1000.0 * r.batch / r.throughput
+            r.vs_torch = per_call / torch_p50

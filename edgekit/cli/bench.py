@@ -27,6 +27,9 @@ def bench_command(
     precision: Optional[List[str]] = typer.Option(
         None, "--precision", help="OpenVINO inference precision hints to time, e.g. bf16 (default: the artifact's, "
                                   "plus bf16 on CPUs with avx512_bf16/amx)."),
+    static_shapes: bool = typer.Option(
+        False, "--static-shapes", help="Also time OpenVINO compiled at the feed's shapes (mode static): faster "
+                                       "for models with dynamic dims that an app always feeds at one size."),
     feed: Feed = None,
     timeout: Optional[float] = typer.Option(
         None, min=0.1, help="Seconds a row may take before its process is stopped and the row fails "
@@ -62,7 +65,7 @@ def bench_command(
     overrides = feeds_from(feed)
     data = bench_feed(bundle, overrides, batch)
     settings = BenchSettings.from_options(warmup, iters, seconds, threads, batch or 1, timeout)
-    cases = plan_cases(bundle, runtimes, device, split_values(precision) or None, cpu_info()["isa"])
+    cases = plan_cases(bundle, runtimes, device, split_values(precision) or None, cpu_info()["isa"], static_shapes)
     # once here, not in each row's child (whose load time it would inflate); --no-verify: containment only
     planned = {RUNNERS.get(c.runtime).artifact for c in cases if not c.unavailable}
     bundle.verify_artifacts(planned | ({"adapter", "testdata"} & set(bundle.manifest.artifacts)))
@@ -79,7 +82,8 @@ def bench_command(
         "native": langs,
         "settings": {"warmup": warmup, "iters": settings.iters, "seconds": settings.seconds, "threads": threads,
                      "batch": settings.batch, "device": device, "min_iters": settings.min_iters,
-                     "timeout_s": settings.row_timeout_s(), "verified": not no_verify},
+                     "timeout_s": settings.row_timeout_s(), "verified": not no_verify,
+                     "static_shapes": static_shapes},
         "pid": os.getpid(), "machine": environment(), "results": [r.to_json() for r in results],
     }
     json_out.emit(payload)

@@ -26,7 +26,7 @@ def full_run(toy_bundle, tmp_path_factory):
     pytest.importorskip("matplotlib")
     out = tmp_path_factory.mktemp("bench")
     result = run_cli("bench", toy_bundle, "--iters", "5", "--warmup", "1", "--feed", "num_steps=2", "--json",
-                     "--report", out / "report.md", "--plot", out / "latency.png")
+                     "--static-shapes", "--report", out / "report.md", "--plot", out / "latency.png")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout), out, result.stderr
 
@@ -49,6 +49,9 @@ def test_json_schema_every_runtime_and_torch_ratio(full_run):
     assert torch_row["vs_torch"] == pytest.approx(1.0)
     throughput = [r for r in rows if r["runtime"] == "openvino" and r["mode"] == "throughput"]
     assert len(throughput) == 1 and throughput[0]["requests"] >= 1
+    static = [r for r in rows if r["mode"] == "static"]  # --static-shapes: OpenVINO compiled at the feed's shapes
+    assert [r["runtime"] for r in static] == ["openvino"] and data["settings"]["static_shapes"] is True
+    assert static[0]["vs_torch"] == pytest.approx(static[0]["latency_ms"]["p50"] / torch_row["latency_ms"]["p50"])
 
 
 def test_each_row_measured_in_its_own_child_with_its_own_peak_memory(full_run):
@@ -87,7 +90,9 @@ def test_report_has_machine_and_table_rows(full_run):
     assert f"| torch | {data['machine']['backends']['torch']} |" in text
     table_rows = [line for line in text.splitlines() if line.startswith(("| torch |", "| onnxruntime |",
                                                                            "| openvino |"))]
-    assert len([r for r in table_rows if "| latency |" in r or "throughput" in r]) == len(data["results"])
+    modes = ("| latency |", "throughput", "| static |")
+    assert len([r for r in table_rows if any(mode in r for mode in modes)]) == len(data["results"])
+    assert "static: OpenVINO compiled at this feed's shapes" in text  # the note that says what the mode is
 
 
 def test_plot_is_a_png(full_run):
@@ -184,6 +189,9 @@ def test_plan_offers_bf16_only_with_the_isa(toy_bundle):
     assert [(c.precision, c.mode) for c in with_isa] == [("fp32", "latency"), ("fp32", "throughput"),
                                                         ("bf16", "latency")]
     assert [c.precision for c in without] == ["fp32", "fp32"]
+    static = plan_cases(bundle, ["openvino"], isa=["avx2"], static_shapes=True)
+    assert [(c.mode, c.options.get("static_shapes")) for c in static] == [("latency", None), ("throughput", None),
+                                                                         ("static", True)]
     forced = plan_cases(bundle, ["openvino"], precisions=["bf16"], isa=["avx2"])
     assert forced[-1].precision == "bf16" and "avx512_bf16" in forced[-1].unavailable
 
