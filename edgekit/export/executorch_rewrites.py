@@ -14,7 +14,7 @@ elements a group) either is 1.3–2.7e-6 rel L2 from float64, against PyTorch's 
 amplifies it: the full `.pte` missed the 1e-5 fp32 gate at N = 1 (1.77e-5; ONNX Runtime 2.9e-6). Each 4-D
 GroupNorm is decomposed on the program (branches included) into a two-pass form whose means run in three
 short XNNPACK reductions (over W, then H, then the group's channels): 0.8–1.7e-7 a layer, and all of it
-delegated. Measured in benchmarks/README.md ("ExecuTorch: StoRM's GroupNorms").
+delegated. Measured in benchmarks/README.md ("StoRM's GroupNorms: the `.pte` within the fp32 gate").
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@ avx512_bf16 and be ~4e-3 off (DESIGN.md §4); `precision="bf16"` asks for it exp
 
 `static_shapes=True` compiles the model once per input-shape signature, reshaped to the feed's shapes (the
 compiled models of the last `STATIC_CACHE` signatures are kept). With dynamic dims the CPU plugin does not fuse
-element-wise chains into Snippets subgraphs, inside a `Loop` body either: zoo:storm's sampler step took 8.7 ms
-dynamic against 5.3 ms static in int8 (benchmarks/README.md "StoRM at a fixed frame count"). It is what an app
+element-wise chains into Snippets subgraphs, inside a `Loop` body either: zoo:storm's sampler step took 7.7 ms
+dynamic against 5.4 ms static in int8 (benchmarks/README.md "StoRM at a fixed frame count"). It is what an app
 that always feeds one size should do; `edgekit bench --static-shapes` times it."""
 
 from __future__ import annotations
@@ -43,9 +43,11 @@ class OpenVINORunner(BaseRunner):
             raise EdgekitError(f"openvino: device {device!r} not available (have: {', '.join(core.available_devices)})")
         self._core, self._path, self._config, self.static_shapes = core, Path(xml_path), config, static_shapes
         self._static: dict[tuple, tuple] = {}  # shape signature → (compiled, request, ports), oldest first
-        self.compiled = self._compile(str(xml_path))
-        self._request = self.compiled.create_infer_request()
-        self._ports = [(o, o.get_any_name()) for o in self.compiled.outputs]
+        self.compiled = None  # static_shapes: each shape's model is compiled on its first call
+        if not static_shapes:
+            self.compiled = self._compile(str(xml_path))
+            self._request = self.compiled.create_infer_request()
+            self._ports = [(o, o.get_any_name()) for o in self.compiled.outputs]
 
     def _compile(self, model):
         try:
@@ -60,8 +62,7 @@ class OpenVINORunner(BaseRunner):
         if signature not in self._static:
             model = self._core.read_model(str(self._path))
             try:
-                model.reshape({name: list(shape) for name, shape in signature
-                               if any(name in p.get_names() for p in model.inputs)})
+                model.reshape({name: list(shape) for name, shape in signature})
             except Exception as exc:
                 raise EdgekitError(f"openvino: cannot fix the input shapes to {dict(signature)}: "
                                    f"{' '.join(str(exc).split())[:300]}") from exc
