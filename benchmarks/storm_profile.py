@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-HINTS = {"fp32": "fp32", "bf16": "bf16", "int8": "fp32", "mixed": "bf16"}  # IR precision → inference hint
 # OpenVINO CPU node types, grouped by what they compute
 GROUPS = {**dict.fromkeys(("Convolution", "GroupConvolution", "Deconvolution", "MatMul", "FullyConnected",
                            "FullyConnectedQuantizedLegacy"), "conv"),
@@ -43,6 +42,7 @@ def main() -> None:
     sys.path.insert(0, str(HERE))
     from storm_speed import PRECISIONS, STEPS, _bundles, _feed
 
+    from edgekit.bundle import Bundle
     from edgekit.env import environment
     from edgekit.runtimes.openvino_boundary import boundary_profile
 
@@ -59,13 +59,16 @@ def main() -> None:
             model.reshape({name: list(value.shape) for name, value in feed.items()})
             path = work / f"{precision}.xml"
             ov.save_model(model, str(path), compress_to_fp16=False)
-        prof = boundary_profile(path, feed, rounds=args.rounds, precision=HINTS[precision])
+        # each IR at the inference precision it was exported for (bf16 and mixed: bf16), as edgekit's runner
+        hint = Bundle.load(bundles[precision]).artifact("openvino").get("inference_precision", "fp32")
+        prof = boundary_profile(path, feed, rounds=args.rounds, precision=hint)
         precision = f"{precision} {shapes}"
         loop = next(b for b in prof["boundaries"] if b["op"] in ("Loop", "TensorIterator"))
-        step = {op: ms for op, ms in loop["body_ops_ms"].items()}
+        step = loop["body_ops_ms"]
         grouped: dict[str, float] = {}
         for op, ms in step.items():
-            grouped[GROUPS.get(op, "other")] = grouped.get(GROUPS.get(op, "other"), 0.0) + ms
+            group = GROUPS.get(op, "other")
+            grouped[group] = grouped.get(group, 0.0) + ms
         rows[precision] = {"wall_ms": prof["wall_ms"], "loop_ms": loop["ms"], "iterations": loop["iterations"],
                            "step_ms": loop["body_ms"] / loop["iterations"], "step_ops_ms": step,
                            "step_groups_ms": grouped, "main_ops_ms": prof["ops_ms"],
